@@ -1,0 +1,54 @@
+# syntax=docker/dockerfile:1
+# One image for every filestore process: the API (default CMD), the arq worker
+# (`arq worker.main.WorkerSettings`) and migrations (`alembic upgrade head`).
+
+# ---- builder: resolve the locked dependencies into /app/.venv -------------------------------
+FROM python:3.11-slim AS builder
+
+# uv comes from PyPI (the only registry reachable from the build machines).
+RUN pip install --no-cache-dir uv
+
+# The venv lives at the same path in both stages: its scripts' shebangs point there.
+ENV UV_PROJECT_ENVIRONMENT=/app/.venv \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3.11
+
+WORKDIR /app
+
+# Dependencies first, so code changes do not invalidate this layer.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-install-project
+
+COPY alembic.ini ./
+COPY migrations/ ./migrations/
+COPY worker/ ./worker/
+COPY api/ ./api/
+
+# ---- runtime: the venv and the code, run as an unprivileged user ----------------------------
+FROM python:3.11-slim AS runtime
+
+ENV PATH="/app/.venv/bin:${PATH}" \
+    VIRTUAL_ENV=/app/.venv \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN groupadd --system --gid 10001 filestore \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin filestore
+
+WORKDIR /app
+
+# Owned by root and only readable by the service user: a compromised process cannot rewrite code.
+COPY --from=builder /app/.venv /app/.venv
+COPY --from=builder /app/alembic.ini /app/alembic.ini
+COPY --from=builder /app/migrations /app/migrations
+COPY --from=builder /app/worker /app/worker
+COPY --from=builder /app/api /app/api
+
+USER 10001:10001
+
+EXPOSE 8080
+
+CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8080", "--proxy-headers"]

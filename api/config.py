@@ -1,0 +1,78 @@
+"""Settings, read once from the environment (prefix ``FILESTORE_``), grouped by concern."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside development
+DEV_WEBHOOK_TOKEN = "dev-only-webhook-token"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FILESTORE_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/filestore"
+    database_pool_size: int = 10
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_seconds: float = 0.5
+    ping_timeout_seconds: float = 2.0
+    cache_ttl_seconds: int = 300
+
+    s3_endpoint_url: str = "http://127.0.0.1:8333"
+    s3_public_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: str = "filestore"
+    s3_secret_key: SecretStr = SecretStr("filestore-dev-secret")
+    s3_bucket: str = "filestore"
+    s3_key_prefix: str = "uploads"
+    s3_multipart_threshold_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    s3_part_size_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+
+    jwt_secret: SecretStr = SecretStr(DEV_SECRET)
+    jwt_ttl_seconds: int = 3600
+    webhook_token: SecretStr = SecretStr(DEV_WEBHOOK_TOKEN)
+
+    max_upload_bytes: int = 5 * 1024 * 1024 * 1024
+    user_quota_bytes: int = 50 * 1024 * 1024 * 1024
+    upload_url_ttl_seconds: int = 900
+    download_url_ttl_seconds: int = 300
+    download_proxy_default: bool = False
+    stream_chunk_bytes: int = 1024 * 1024
+
+    auth_max_failures_per_login: int = 10
+    auth_max_failures_per_address: int = 100
+    auth_failure_window_seconds: int = 300
+
+    worker_poll_delay_seconds: float = 0.05
+    worker_max_tries: int = 8
+    worker_max_jobs: int = 20
+    reconcile_interval_minutes: int = Field(default=1, ge=1, le=60)
+    reconcile_batch_size: int = 500
+    # How long a pending upload may stay unconfirmed after its URL expired (a slow PUT in flight).
+    upload_grace_seconds: int = 300
+    # A proxied upload's pending row outlives the slowest stream we accept.
+    proxied_upload_timeout_seconds: int = 86400
+
+    @model_validator(mode="after")
+    def refuse_dev_secrets_in_production(self) -> "Settings":
+        if self.environment == "production":
+            if self.jwt_secret.get_secret_value() == DEV_SECRET:
+                raise ValueError("FILESTORE_JWT_SECRET must be set in production")
+            if self.webhook_token.get_secret_value() == DEV_WEBHOOK_TOKEN:
+                raise ValueError("FILESTORE_WEBHOOK_TOKEN must be set in production")
+        return self
+
+    @property
+    def presign_endpoint_url(self) -> str:
+        return self.s3_public_endpoint_url or self.s3_endpoint_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

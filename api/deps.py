@@ -1,0 +1,69 @@
+"""``Annotated`` dependency aliases that keep routes short and typed."""
+
+from typing import Annotated
+
+from arq.connections import ArqRedis
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.cache import Cache
+from api.config import Settings
+from api.db import request_session
+from api.errors import Unauthorized
+from api.models import User
+from api.security import read_access_token
+from api.storage import Storage
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/user/auth", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_storage(request: Request) -> Storage:
+    storage: Storage = request.app.state.storage
+    return storage
+
+
+def get_redis(request: Request) -> ArqRedis:
+    redis: ArqRedis = request.app.state.redis
+    return redis
+
+
+def get_cache(request: Request) -> Cache:
+    cache: Cache = request.app.state.cache
+    return cache
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+QueueDep = Annotated[ArqRedis, Depends(get_redis)]
+CacheDep = Annotated[Cache, Depends(get_cache)]
+
+
+async def current_user(
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    """The token's user, loaded in a short session of its own.
+
+    Not the request session: a streaming upload must not hold a pooled connection while the
+    bytes flow. The row also carries ``generation``, which keys the user's cache entries.
+    """
+    user_id = read_access_token(token, settings) if token else None
+    if user_id is None:
+        raise Unauthorized()
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        user = await session.get(User, user_id)
+    if user is None:
+        raise Unauthorized()
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

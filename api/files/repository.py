@@ -1,0 +1,128 @@
+"""Every query on files and uploads, scoped to one owner: another user's file does not exist."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.models import File, Upload, UploadStatus, User
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class FileRepository:
+    def __init__(self, session: AsyncSession, owner_id: uuid.UUID) -> None:
+        self.session = session
+        self.owner_id = owner_id
+
+    async def find(self, reference: uuid.UUID | str) -> File | None:
+        """A file with content, by id or by normalised path."""
+        match = File.id == reference if isinstance(reference, uuid.UUID) else File.path == reference
+        query = select(File).where(
+            File.owner_id == self.owner_id, match, File.object_key.is_not(None)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def page(self, prefix: str | None, after: str | None, limit: int) -> Sequence[File]:
+        query = select(File).where(File.owner_id == self.owner_id, File.object_key.is_not(None))
+        if prefix and prefix != "/":
+            query = query.where(File.path.like(_like_prefix(prefix), escape="\\"))
+        if after is not None:
+            query = query.where(File.path > after)
+        query = query.order_by(File.path).limit(limit)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def get_or_create(self, path: str, name: str) -> File:
+        """The file row for ``path`` (created without content if new), locked for update."""
+        await self.session.execute(
+            insert(File)
+            .values(id=uuid.uuid4(), owner_id=self.owner_id, path=path, name=name)
+            .on_conflict_do_nothing(index_elements=[File.owner_id, File.path])
+        )
+        query = (
+            select(File)
+            .where(File.owner_id == self.owner_id, File.path == path)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(query)).scalar_one()
+
+    async def lock(self, file_id: uuid.UUID) -> File | None:
+        query = (
+            select(File)
+            .where(File.id == file_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def delete(self, file: File) -> None:
+        await self.session.execute(delete(File).where(File.id == file.id))
+
+    async def delete_if_empty(self, file_id: uuid.UUID) -> None:
+        """Remove a content-less file row once no upload is pending for it."""
+        pending = select(Upload.id).where(
+            Upload.file_id == file_id, Upload.status == UploadStatus.pending
+        )
+        await self.session.execute(
+            delete(File).where(File.id == file_id, File.object_key.is_(None), ~pending.exists())
+        )
+
+    async def add_upload(self, upload: Upload) -> Upload:
+        self.session.add(upload)
+        await self.session.flush()
+        return upload
+
+    async def get_upload(self, upload_id: uuid.UUID) -> Upload | None:
+        query = select(Upload).where(Upload.id == upload_id, Upload.owner_id == self.owner_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def delete_upload(self, upload_id: uuid.UUID) -> None:
+        await self.session.execute(delete(Upload).where(Upload.id == upload_id))
+
+    async def account_change(self, size_delta: int) -> None:
+        """Bump the cache generation and adjust used bytes in this transaction."""
+        await self.session.execute(
+            update(User)
+            .where(User.id == self.owner_id)
+            .values(generation=User.generation + 1, used_bytes=User.used_bytes + size_delta)
+        )
+
+    async def used_bytes(self, *, lock: bool = False) -> int:
+        query = select(User.used_bytes).where(User.id == self.owner_id)
+        if lock:
+            query = query.with_for_update()
+        return int((await self.session.execute(query)).scalar_one())
+
+
+class UploadRepository:
+    """Uploads by object key: the worker's view, not scoped to a request's user."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_by_key(self, object_key: str) -> Upload | None:
+        query = (
+            select(Upload)
+            .where(Upload.object_key == object_key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def pending_keys(self, created_before: datetime, limit: int) -> Sequence[str]:
+        query = (
+            select(Upload.object_key)
+            .where(Upload.status == UploadStatus.pending, Upload.created_at < created_before)
+            .order_by(Upload.created_at)
+            .limit(limit)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def now(self) -> datetime:
+        return (await self.session.execute(select(func.now()))).scalar_one()

@@ -1,0 +1,205 @@
+from datetime import datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import RedirectResponse, StreamingResponse
+
+from api.deps import CacheDep, CurrentUser, QueueDep, SessionDep, SettingsDep, StorageDep
+from api.errors import (
+    EmptyFile,
+    FileNotFound,
+    InvalidCursor,
+    InvalidPath,
+    LengthRequired,
+    MalformedBody,
+    MissingPart,
+    PayloadTooLarge,
+    QuotaExceeded,
+    RangeNotSatisfiable,
+    Unauthorized,
+    ValidationFailed,
+    responses,
+)
+from api.files import service
+from api.files.multipart import boundary_of, read_multipart
+from api.files.schemas import FileList, FileOut, StoredFile
+from api.paths import folder_prefix, parse_reference
+from api.storage import RangeRefused
+
+router = APIRouter(prefix="/files", tags=["files"])
+
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+PathRef = Annotated[str, Query(description="A file's absolute path, or its id.", max_length=4096)]
+
+_MULTIPART_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "path": {"type": "string", "description": "Before the file part."},
+                        "file": {"type": "string", "format": "binary"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.get("", responses=responses(Unauthorized, InvalidPath, InvalidCursor, ValidationFailed))
+async def list_files(
+    user: CurrentUser,
+    session: SessionDep,
+    cache: CacheDep,
+    path: Annotated[str | None, Query(description="Folder to list, e.g. /docs/")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=8192)] = None,
+) -> FileList:
+    """The user's files ordered by path, a page at a time (pass ``next_cursor`` back)."""
+    prefix = folder_prefix(path) if path else None
+    return await service.list_files(session, cache, user, prefix, cursor, limit)
+
+
+@router.post(
+    "/upload",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(
+        Unauthorized,
+        InvalidPath,
+        MissingPart,
+        EmptyFile,
+        MalformedBody,
+        LengthRequired,
+        PayloadTooLarge,
+        QuotaExceeded,
+        ValidationFailed,
+    ),
+    openapi_extra=_MULTIPART_BODY,
+)
+async def upload(
+    request: Request,
+    user: CurrentUser,
+    settings: SettingsDep,
+    storage: StorageDep,
+    queue: QueueDep,
+    path: Annotated[str | None, Query(description="Target path, if not a form field.")] = None,
+) -> StoredFile:
+    """Upload through the API: the ``file`` part is streamed to storage as it arrives.
+
+    A path ending in ``/`` is a folder and the file keeps its own name; an existing path is
+    overwritten (the file keeps its id).
+    """
+    boundary = boundary_of(request.headers.get("content-type", ""))
+    if boundary is None:
+        raise MalformedBody("Send multipart/form-data with a 'file' part.")
+    declared = request.headers.get("content-length")
+    if declared is None and "chunked" not in request.headers.get("transfer-encoding", ""):
+        raise LengthRequired()
+    too_long = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+    if declared is not None and declared.isdigit() and int(declared) > too_long:
+        raise PayloadTooLarge()
+    ctx = service.UploadContext(request.app.state.sessionmaker, storage, queue, settings)
+    events = read_multipart(request.stream(), boundary)
+    file = await service.upload_proxied(ctx, user, events, path)
+    return StoredFile(**FileOut.of(file).model_dump())
+
+
+def _not_modified(request: Request, etag: str, modified_at: datetime) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return "*" in tags or f'"{etag}"' in tags
+    if_modified_since = request.headers.get("if-modified-since")
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        return since.tzinfo is not None and modified_at.replace(microsecond=0) <= since
+    return False
+
+
+def _range_header(request: Request) -> str | None:
+    """A single ``bytes=`` range passes to storage; anything else is served in full (RFC 9110)."""
+    value = request.headers.get("range", "").strip()
+    if not value.startswith("bytes=") or "," in value:
+        return None
+    first, _, last = value.removeprefix("bytes=").partition("-")
+    if not (first.isdigit() or (first == "" and last.isdigit())) or not (
+        last == "" or last.isdigit()
+    ):
+        return None
+    return value
+
+
+@router.get(
+    "/download",
+    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+    responses={
+        200: {"description": "The file (proxy mode)", "content": {"application/octet-stream": {}}},
+        206: {"description": "Part of the file (proxy mode with Range)"},
+        304: {"description": "Not modified (proxy mode)"},
+        **responses(Unauthorized, InvalidPath, FileNotFound, RangeNotSatisfiable),
+    },
+    response_class=Response,
+)
+async def download(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    cache: CacheDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    path: PathRef,
+    proxy: Annotated[bool | None, Query(description="Stream through the API.")] = None,
+) -> Response:
+    """Redirect to a short-lived presigned URL, or stream the bytes (``proxy=true``, Range)."""
+    record = await service.find_file(session, cache, user, parse_reference(path))
+    disposition = service.content_disposition(record.name)
+    use_proxy = settings.download_proxy_default if proxy is None else proxy
+    if not use_proxy:
+        url = await storage.presign_get(record.object_key, disposition, record.content_type)
+        return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
+    etag = record.etag or ""
+    validators = {
+        "ETag": f'"{etag}"',
+        "Last-Modified": format_datetime(record.modified_at, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": disposition,
+    }
+    if _not_modified(request, etag, record.modified_at):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=validators)
+    try:
+        stream = await storage.open(record.object_key, _range_header(request))
+    except RangeRefused:
+        raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{record.size}"}) from None
+    if stream is None:
+        raise FileNotFound()
+    headers = {**validators, "Content-Length": str(stream.info.size)}
+    if stream.content_range:
+        headers["Content-Range"] = stream.content_range
+    return StreamingResponse(
+        stream.body,
+        status_code=206 if stream.content_range else 200,
+        media_type=record.content_type or service.DEFAULT_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+@router.delete(
+    "",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(Unauthorized, InvalidPath, FileNotFound),
+)
+async def delete(
+    user: CurrentUser, session: SessionDep, queue: QueueDep, storage: StorageDep, path: PathRef
+) -> Response:
+    """Delete a file by path or id; its object is removed from storage by a job."""
+    await service.delete_file(session, queue, storage, user, parse_reference(path))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

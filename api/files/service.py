@@ -1,0 +1,313 @@
+"""Files: listing, lookups, proxied uploads, downloads, deletion and upload confirmation."""
+
+import asyncio
+import hashlib
+import json
+import logging
+import mimetypes
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from urllib.parse import quote
+
+from arq.connections import ArqRedis
+from sqlalchemy import delete as sql_delete
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.cache import Cache
+from api.config import Settings
+from api.db import after_commit, run_after_commit
+from api.errors import (
+    EmptyFile,
+    FileNotFound,
+    InvalidPath,
+    MissingPart,
+    PayloadTooLarge,
+    QuotaExceeded,
+    ValidationFailed,
+)
+from api.files.multipart import Event, Field, FilePart, PartEnd
+from api.files.repository import FileRepository, UploadRepository
+from api.files.schemas import FileList, FileOut, decode_cursor, encode_cursor
+from api.jobs import schedule_delete
+from api.models import File, Upload, UploadStatus, User
+from api.paths import file_path
+from api.storage import ObjectInfo, Storage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+class FileRecord(FileOut):
+    """A file as cached for lookups: the public fields plus where its bytes are."""
+
+    object_key: str
+
+    @classmethod
+    def of(cls, file: File) -> "FileRecord":
+        assert file.object_key is not None
+        return cls(**FileOut.of(file).model_dump(), object_key=file.object_key)
+
+
+def guess_content_type(name: str) -> str:
+    return mimetypes.guess_type(name, strict=False)[0] or DEFAULT_CONTENT_TYPE
+
+
+def content_disposition(name: str, disposition: str = "attachment") -> str:
+    """RFC 6266: an ASCII fallback plus the exact UTF-8 name."""
+    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in name)
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _cache_name(kind: str, *parts: object) -> str:
+    digest = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
+    return f"{kind}:{digest}"
+
+
+async def list_files(
+    session: AsyncSession,
+    cache: Cache,
+    user: User,
+    prefix: str | None,
+    cursor: str | None,
+    limit: int,
+) -> FileList:
+    key = Cache.key(user.id, user.generation, _cache_name("list", prefix, cursor, limit))
+    cached = await cache.get(key)
+    if cached is not None:
+        return FileList.model_validate(cached)
+    after = decode_cursor(cursor) if cursor else None
+    rows = await FileRepository(session, user.id).page(prefix, after, limit + 1)
+    page = FileList(
+        account=user.login,
+        files=[FileOut.of(row) for row in rows[:limit]],
+        next_cursor=encode_cursor(rows[limit - 1].path) if len(rows) > limit else None,
+    )
+    await cache.set(key, page.model_dump(mode="json"))
+    return page
+
+
+async def find_file(
+    session: AsyncSession, cache: Cache, user: User, reference: uuid.UUID | str
+) -> FileRecord:
+    key = Cache.key(user.id, user.generation, _cache_name("file", reference))
+    cached = await cache.get(key)
+    if cached is not None:
+        return FileRecord.model_validate(cached)
+    file = await FileRepository(session, user.id).find(reference)
+    if file is None:
+        raise FileNotFound()
+    record = FileRecord.of(file)
+    await cache.set(key, record.model_dump(mode="json"))
+    return record
+
+
+async def delete_file(
+    session: AsyncSession, queue: ArqRedis, storage: Storage, user: User, reference: uuid.UUID | str
+) -> None:
+    files = FileRepository(session, user.id)
+    found = await files.find(reference)
+    file = await files.lock(found.id) if found else None
+    if file is None or file.object_key is None:
+        raise FileNotFound()
+    object_key, size = file.object_key, file.size or 0
+    await files.delete(file)
+    await files.account_change(-size)
+
+    async def remove_object() -> None:
+        await schedule_delete(queue, storage, object_key, reason="file deleted")
+
+    after_commit(session, remove_object)
+    log.info(
+        "file deleted",
+        extra={"user_id": str(user.id), "file_id": str(file.id), "object_key": object_key},
+    )
+
+
+Outcome = Literal["confirmed", "already_done", "not_arrived", "rejected", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    outcome: Outcome
+    upload: Upload | None = None
+    file: File | None = None
+    replaced_key: str | None = None
+
+
+def _violation(
+    info: ObjectInfo, upload: Upload, used: int, file: File, settings: Settings
+) -> str | None:
+    if info.size == 0:
+        return "empty object"
+    if info.size > settings.max_upload_bytes:
+        return f"size {info.size} exceeds the upload limit {settings.max_upload_bytes}"
+    if upload.declared_size is not None and info.size > upload.declared_size:
+        return f"size {info.size} exceeds the declared size {upload.declared_size}"
+    if used - (file.size or 0) + info.size > settings.user_quota_bytes:
+        return f"size {info.size} exceeds the remaining quota"
+    return None
+
+
+async def confirm_upload(
+    session: AsyncSession, storage: Storage, queue: ArqRedis, settings: Settings, object_key: str
+) -> Confirmation:
+    """Make the uploaded object its file's content. Idempotent; the caller commits.
+
+    The object is HEADed before any row is locked; then upload, file and user rows are locked in
+    that order (deletion takes file then user), so concurrent confirmations cannot deadlock.
+    Objects to delete (the replaced one, a rejected one) are queued after the commit.
+    """
+    info = await storage.head(object_key)
+    upload = await UploadRepository(session).lock_by_key(object_key)
+    if upload is None:
+        return Confirmation("unknown")
+    if upload.status != UploadStatus.pending:
+        file = await session.get(File, upload.file_id)
+        return Confirmation("already_done", upload, file)
+    if info is None:
+        return Confirmation("not_arrived", upload)
+    files = FileRepository(session, upload.owner_id)
+    file = await files.lock(upload.file_id)
+    assert file is not None, "uploads cascade with their file"
+    used = await files.used_bytes(lock=True)
+    now = datetime.now(UTC)
+    ids = {"upload_id": str(upload.id), "file_id": str(file.id), "object_key": object_key}
+
+    async def remove(key: str, reason: str) -> None:
+        await schedule_delete(queue, storage, key, reason)
+
+    reason = _violation(info, upload, used, file, settings)
+    if reason is not None:
+        upload.status, upload.reason, upload.completed_at = UploadStatus.rejected, reason, now
+        await files.delete_if_empty(file.id)
+        after_commit(session, lambda: remove(object_key, "upload rejected"))
+        log.warning("upload rejected", extra={**ids, "reason": reason, "size": info.size})
+        return Confirmation("rejected", upload, file)
+
+    replaced_key = file.object_key
+    size_delta = info.size - (file.size or 0)
+    file.object_key, file.size, file.etag = object_key, info.size, info.etag
+    file.content_type = upload.content_type or info.content_type or guess_content_type(file.name)
+    file.modified_at = now
+    upload.status, upload.completed_at = UploadStatus.completed, now
+    await files.account_change(size_delta)
+    await session.flush()
+    if replaced_key is not None:
+        after_commit(session, lambda: remove(replaced_key, "replaced by a newer upload"))
+    log.info(
+        "file overwritten" if replaced_key else "file stored",
+        extra={**ids, "size": info.size, "etag": info.etag, "replaced_key": replaced_key},
+    )
+    return Confirmation("confirmed", upload, file, replaced_key)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadContext:
+    sessionmaker: async_sessionmaker[AsyncSession]
+    storage: Storage
+    queue: ArqRedis
+    settings: Settings
+
+
+async def _file_bytes(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+    async for event in events:
+        if isinstance(event, PartEnd):
+            return
+        if isinstance(event, bytes):
+            yield event
+
+
+async def _read_up_to_file(
+    events: AsyncIterator[Event], query_path: str | None
+) -> tuple[str, FilePart]:
+    form_path: str | None = None
+    async for event in events:
+        if isinstance(event, Field):
+            if event.name != "path":
+                raise ValidationFailed(f"Unknown form field '{event.name}'.")
+            form_path = event.value
+        elif isinstance(event, FilePart):
+            if event.name != "file":
+                raise ValidationFailed(f"Unknown file part '{event.name}'; send it as 'file'.")
+            raw_path = form_path if form_path is not None else query_path
+            if raw_path is None:
+                raise InvalidPath(
+                    "Give 'path' as a query parameter or as a form field before the file part."
+                )
+            return raw_path, event
+    raise MissingPart()
+
+
+async def upload_proxied(
+    ctx: UploadContext, user: User, events: AsyncIterator[Event], query_path: str | None
+) -> File:
+    """Stream a multipart upload to storage, then confirm it as the worker would.
+
+    The pending upload row is committed before any byte moves, so a crash mid-way leaves
+    something ``reconcile_uploads`` can finish or expire; any failure removes what was written.
+    """
+    raw_path, part = await _read_up_to_file(events, query_path)
+    path, name = file_path(raw_path, part.filename)
+    content_type = part.content_type or guess_content_type(name)
+    upload_id = uuid.uuid4()
+    object_key = ctx.storage.object_key(user.id, upload_id)
+    settings = ctx.settings
+
+    async with ctx.sessionmaker() as session:
+        files = FileRepository(session, user.id)
+        file = await files.get_or_create(path, name)
+        room = settings.user_quota_bytes - await files.used_bytes() + (file.size or 0)
+        if room <= 0:
+            raise QuotaExceeded()
+        expires_at = datetime.now(UTC) + timedelta(seconds=settings.proxied_upload_timeout_seconds)
+        await files.add_upload(
+            Upload(
+                id=upload_id,
+                file_id=file.id,
+                owner_id=user.id,
+                object_key=object_key,
+                content_type=content_type,
+                expires_at=expires_at,
+            )
+        )
+        await session.commit()
+    file_id = file.id
+
+    limit = min(settings.max_upload_bytes, room)
+    try:
+        size = await ctx.storage.put_stream(object_key, _file_bytes(events), content_type, limit)
+        if size == 0:
+            raise EmptyFile()
+    except BaseException as error:
+        await asyncio.shield(_discard(ctx, user, upload_id, file_id, object_key))
+        if isinstance(error, PayloadTooLarge) and limit < settings.max_upload_bytes:
+            raise QuotaExceeded() from None
+        raise
+
+    async with ctx.sessionmaker() as session:
+        result = await confirm_upload(session, ctx.storage, ctx.queue, settings, object_key)
+        await session.commit()
+        await run_after_commit(session)
+    if result.outcome == "rejected":
+        raise QuotaExceeded(result.upload.reason if result.upload else None)
+    assert result.file is not None and result.file.object_key is not None
+    return result.file
+
+
+async def _discard(
+    ctx: UploadContext, user: User, upload_id: uuid.UUID, file_id: uuid.UUID, object_key: str
+) -> None:
+    try:
+        await ctx.storage.delete(object_key)
+        async with ctx.sessionmaker() as session:
+            files = FileRepository(session, user.id)
+            await session.execute(sql_delete(Upload).where(Upload.id == upload_id))
+            await files.delete_if_empty(file_id)
+            await session.commit()
+        log.info("proxied upload discarded", extra={"upload_id": str(upload_id)})
+    except Exception:
+        log.exception("proxied upload cleanup failed", extra={"upload_id": str(upload_id)})

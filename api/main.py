@@ -1,0 +1,71 @@
+"""The FastAPI application: clients open in the lifespan and close on shutdown."""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, FastAPI
+
+from api.cache import Cache
+from api.config import Settings, get_settings
+from api.db import create_engine, create_sessionmaker
+from api.errors import install_error_handlers
+from api.files.router import router as files_router
+from api.health.router import liveness_router
+from api.health.router import router as health_router
+from api.logging import RequestContextMiddleware, configure_logging
+from api.redis import create_redis
+from api.storage import open_storage
+from api.users.router import router as users_router
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        redis = create_redis(settings)
+        async with open_storage(settings) as storage:
+            app.state.settings = settings
+            app.state.engine = engine
+            app.state.sessionmaker = create_sessionmaker(engine)
+            app.state.redis = redis
+            app.state.cache = Cache(redis, settings.cache_ttl_seconds)
+            app.state.storage = storage
+            log.info("api started", extra={"environment": settings.environment})
+            try:
+                yield
+            finally:
+                await redis.aclose()
+                await engine.dispose()
+                log.info("api stopped")
+
+    app = FastAPI(
+        title="filestore",
+        version="0.1.0",
+        description="Authenticates users, signs S3 URLs and keeps file metadata.",
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    v1 = APIRouter(prefix=API_PREFIX)
+    v1.include_router(users_router)
+    v1.include_router(health_router)
+    v1.include_router(files_router)
+    app.include_router(v1)
+    app.include_router(liveness_router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``uvicorn api.main:app`` builds the app on first access, never at import."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,16 @@
+"""One Redis pool for cache, rate limits and the arq queue; it never connects at construction."""
+
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
+
+from api.config import Settings
+
+
+def create_redis(settings: Settings) -> ArqRedis:
+    pool = ConnectionPool.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        max_connections=256,
+    )
+    return ArqRedis.from_pool(pool)

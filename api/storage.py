@@ -1,0 +1,280 @@
+"""Storage adapter: the only module that speaks S3 (aiobotocore)."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from api.config import Settings
+from api.errors import PayloadTooLarge, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
+else:
+    S3Client = Any
+    CompletedPartTypeDef = dict
+
+log = logging.getLogger(__name__)
+
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
+
+
+class StorageUnavailable(ServiceUnavailable):
+    code = "storage_unavailable"
+    default_detail = "Object storage is unavailable."
+
+
+class RangeRefused(Exception):
+    """Storage answered 416: the requested range lies outside the object."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    size: int
+    etag: str
+    content_type: str | None
+    last_modified: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectStream:
+    info: ObjectInfo
+    status: int
+    content_range: str | None
+    body: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedPost:
+    url: str
+    fields: dict[str, str]
+
+
+def is_missing(error: ClientError) -> bool:
+    return str(error.response.get("Error", {}).get("Code")) in MISSING_CODES
+
+
+def _strip_etag(etag: str) -> str:
+    return etag.strip('"')
+
+
+def _client_config(settings: Settings) -> AioConfig:
+    return AioConfig(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        connect_timeout=3,
+        read_timeout=60,
+        retries={"max_attempts": 3, "mode": "standard"},
+        max_pool_connections=64,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+
+
+class Storage:
+    def __init__(self, client: S3Client, signer: S3Client, settings: Settings) -> None:
+        self._client = client
+        self._signer = signer
+        self._settings = settings
+        self.bucket = settings.s3_bucket
+
+    def object_key(self, owner_id: object, upload_id: object) -> str:
+        return f"{self._settings.s3_key_prefix}/{owner_id}/{upload_id}"
+
+    async def ping(self) -> None:
+        await self._client.head_bucket(Bucket=self.bucket)
+
+    async def ensure_bucket(self) -> None:
+        try:
+            await self._client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            await self._client.create_bucket(Bucket=self.bucket)
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        try:
+            response = await self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if is_missing(error):
+                return None
+            raise
+        return ObjectInfo(
+            size=response["ContentLength"],
+            etag=_strip_etag(response["ETag"]),
+            content_type=response.get("ContentType"),
+            last_modified=response.get("LastModified"),
+        )
+
+    async def delete(self, key: str) -> None:
+        await self._client.delete_object(Bucket=self.bucket, Key=key)
+
+    async def put_stream(
+        self, key: str, chunks: AsyncIterator[bytes], content_type: str, limit: int
+    ) -> int:
+        """Store a stream under ``key`` in bounded memory; returns its size.
+
+        Bodies under the multipart threshold go up in one PUT; larger ones as a multipart
+        upload with one part in flight while the next is read. Past ``limit`` bytes the upload
+        is aborted and ``PayloadTooLarge`` raised, so nothing is left behind.
+        """
+        part_size = self._settings.s3_part_size_bytes
+        buffer = bytearray()
+        total = 0
+        upload_id: str | None = None
+        parts: list[CompletedPartTypeDef] = []
+        in_flight: asyncio.Task[None] | None = None
+        next_part = 1
+
+        async def send_part(number: int, body: bytes) -> None:
+            assert upload_id is not None
+            response = await self._client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+            )
+            parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+        try:
+            async for chunk in chunks:
+                total += len(chunk)
+                if total > limit:
+                    raise PayloadTooLarge()
+                buffer += chunk
+                threshold = part_size if upload_id else self._settings.s3_multipart_threshold_bytes
+                if len(buffer) < threshold:
+                    continue
+                if upload_id is None:
+                    created = await self._client.create_multipart_upload(
+                        Bucket=self.bucket, Key=key, ContentType=content_type
+                    )
+                    upload_id = created["UploadId"]
+                if in_flight is not None:
+                    await in_flight
+                body, buffer = bytes(buffer), bytearray()
+                in_flight = asyncio.create_task(send_part(next_part, body))
+                next_part += 1
+            if in_flight is not None:
+                await in_flight
+                in_flight = None
+            if upload_id is None:
+                await self._client.put_object(
+                    Bucket=self.bucket, Key=key, Body=bytes(buffer), ContentType=content_type
+                )
+                return total
+            if buffer:
+                await send_part(next_part, bytes(buffer))
+            parts.sort(key=lambda part: int(part["PartNumber"]))
+            await self._client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+            return total
+        except BaseException:
+            if in_flight is not None:
+                in_flight.cancel()
+                with contextlib.suppress(BaseException):
+                    await in_flight
+            if upload_id is not None:
+                await self._abort(key, upload_id)
+            raise
+
+    async def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            await asyncio.shield(
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            )
+        except (ClientError, BotoCoreError):
+            log.warning("multipart abort failed", extra={"object_key": key}, exc_info=True)
+
+    async def open(self, key: str, byte_range: str | None = None) -> ObjectStream | None:
+        """Open the object for reading; ``None`` when it is gone."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if byte_range:
+            params["Range"] = byte_range
+        try:
+            response = await self._client.get_object(**params)
+        except ClientError as error:
+            if is_missing(error):
+                return None
+            if error.response.get("Error", {}).get("Code") == "InvalidRange":
+                raise RangeRefused() from None
+            raise
+        body = response["Body"]
+        chunk_size = self._settings.stream_chunk_bytes
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in body.iter_chunks(chunk_size):
+                    yield chunk
+            finally:
+                body.close()
+
+        info = ObjectInfo(
+            size=response["ContentLength"],
+            etag=_strip_etag(response["ETag"]),
+            content_type=response.get("ContentType"),
+            last_modified=response.get("LastModified"),
+        )
+        status = response["ResponseMetadata"]["HTTPStatusCode"]
+        return ObjectStream(info, status, response.get("ContentRange"), chunks())
+
+    async def presign_get(self, key: str, disposition: str, content_type: str | None) -> str:
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ResponseContentDisposition": disposition,
+        }
+        if content_type:
+            params["ResponseContentType"] = content_type
+        return await self._signer.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=self._settings.download_url_ttl_seconds
+        )
+
+    async def presign_put(
+        self, key: str, content_type: str, size: int | None, sha256_b64: str | None
+    ) -> str:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": content_type}
+        if size is not None:
+            params["ContentLength"] = size
+        if sha256_b64 is not None:
+            params["ChecksumSHA256"] = sha256_b64
+        return await self._signer.generate_presigned_url(
+            "put_object", Params=params, ExpiresIn=self._settings.upload_url_ttl_seconds
+        )
+
+    async def presign_post(self, key: str, content_type: str, max_size: int) -> PresignedPost:
+        post = await self._signer.generate_presigned_post(
+            self.bucket,
+            key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_size]],
+            ExpiresIn=self._settings.upload_url_ttl_seconds,
+        )
+        return PresignedPost(url=post["url"], fields=dict(post["fields"]))
+
+
+@contextlib.asynccontextmanager
+async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
+    session = get_session()
+    config = _client_config(settings)
+
+    def client_for(endpoint_url: str) -> Any:
+        return session.create_client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key,
+            aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
+            config=config,
+        )
+
+    async with contextlib.AsyncExitStack() as stack:
+        client: S3Client = await stack.enter_async_context(client_for(settings.s3_endpoint_url))
+        signer = client
+        if settings.presign_endpoint_url != settings.s3_endpoint_url:
+            signer = await stack.enter_async_context(client_for(settings.presign_endpoint_url))
+        yield Storage(client, signer, settings)

@@ -1,0 +1,84 @@
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from pydantic import ValidationError
+
+from api.deps import QueueDep, SessionDep, SettingsDep
+from api.errors import (
+    InvalidCredentials,
+    LoginTaken,
+    MalformedBody,
+    TooManyAttempts,
+    ValidationFailed,
+    describe_validation,
+    responses,
+)
+from api.ratelimit import AuthThrottle
+from api.users import service
+from api.users.schemas import Credentials, LoginAttempt, TokenOut, UserOut
+
+router = APIRouter(prefix="/user", tags=["users"])
+
+_AUTH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": LoginAttempt.model_json_schema()},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "username": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                        "grant_type": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(LoginTaken, MalformedBody),
+)
+async def register(credentials: Credentials, session: SessionDep) -> UserOut:
+    """Create an account. Logins are unique regardless of case."""
+    return UserOut.model_validate(await service.register(session, credentials))
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def _read_attempt(request: Request) -> LoginAttempt:
+    try:
+        if request.headers.get("content-type", "").startswith(FORM_TYPES):
+            form = await request.form()
+            return LoginAttempt(
+                login=str(form.get("username", "")), password=str(form.get("password", ""))
+            )
+        return LoginAttempt.model_validate(json.loads(await request.body()))
+    except ValidationError as error:
+        raise ValidationFailed(describe_validation(error.errors())) from None
+    except ValueError:
+        raise MalformedBody("Send JSON {login, password} or an OAuth2 password form.") from None
+
+
+@router.post(
+    "/auth",
+    responses=responses(InvalidCredentials, TooManyAttempts, MalformedBody, ValidationFailed),
+    openapi_extra=_AUTH_BODY,
+)
+async def auth(
+    request: Request, session: SessionDep, settings: SettingsDep, redis: QueueDep
+) -> TokenOut:
+    """Exchange a login and password for a bearer token (JSON, or the OAuth2 password form)."""
+    attempt = await _read_attempt(request)
+    address = request.client.host if request.client else "unknown"
+    return await service.authenticate(
+        session, AuthThrottle(redis, settings), settings, attempt, address
+    )

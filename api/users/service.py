@@ -1,0 +1,48 @@
+"""Registration and authentication."""
+
+import asyncio
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.config import Settings
+from api.errors import InvalidCredentials, LoginTaken
+from api.models import User
+from api.ratelimit import AuthThrottle
+from api.security import create_access_token, hash_password, verify_password
+from api.users.repository import UserRepository
+from api.users.schemas import Credentials, LoginAttempt, TokenOut
+
+log = logging.getLogger(__name__)
+
+
+async def register(session: AsyncSession, credentials: Credentials) -> User:
+    # argon2 costs tens of milliseconds of CPU: keep it off the event loop.
+    password_hash = await asyncio.to_thread(hash_password, credentials.password)
+    user = await UserRepository(session).create(credentials.login, password_hash)
+    if user is None:
+        raise LoginTaken()
+    log.info("user registered", extra={"user_id": str(user.id), "login": user.login})
+    return user
+
+
+async def authenticate(
+    session: AsyncSession,
+    throttle: AuthThrottle,
+    settings: Settings,
+    credentials: LoginAttempt,
+    address: str,
+) -> TokenOut:
+    await throttle.check(credentials.login, address)
+    user = await UserRepository(session).get_by_login(credentials.login)
+    stored_hash = user.password_hash if user else None
+    valid = await asyncio.to_thread(verify_password, credentials.password, stored_hash)
+    if user is None or not valid:
+        await throttle.record_failure(credentials.login, address)
+        log.info("authentication failed", extra={"login": credentials.login, "address": address})
+        raise InvalidCredentials()
+    await throttle.record_success(credentials.login, address)
+    log.info("user authenticated", extra={"user_id": str(user.id)})
+    return TokenOut(
+        access_token=create_access_token(user.id, settings), expires_in=settings.jwt_ttl_seconds
+    )

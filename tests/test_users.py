@@ -1,0 +1,139 @@
+import time
+
+import httpx
+import jwt
+import pytest
+
+from api.config import Settings
+from tests.conftest import make_account
+
+
+async def test_register_returns_user(client: httpx.AsyncClient) -> None:
+    response = await client.post("/user/register", json={"login": "ада", "password": "correct horse"})
+    assert response.status_code == 201
+    body = response.json()
+    assert body["login"] == "ада"
+    assert set(body) == {"id", "login", "created_at"}
+
+
+async def test_login_is_unique_regardless_of_case(client: httpx.AsyncClient) -> None:
+    first = await client.post("/user/register", json={"login": "Alice", "password": "12345678"})
+    assert first.status_code == 201
+    again = await client.post("/user/register", json={"login": "alice", "password": "12345678"})
+    assert again.status_code == 409
+    assert again.json()["error"] == "login_taken"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"login": "ab", "password": "12345678"},
+        {"login": "valid_login", "password": "short"},
+        {"login": "bad login!", "password": "12345678"},
+        {"login": "valid_login"},
+        {"login": 5, "password": "12345678"},
+        {"login": "valid_login", "password": "12345678", "admin": True},
+        [],
+    ],
+)
+async def test_register_rejects_invalid_input(client: httpx.AsyncClient, body: object) -> None:
+    response = await client.post("/user/register", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"] == "validation_error"
+
+
+async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/user/register", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {"error": "malformed_json", "detail": "The body is not valid JSON."}
+
+
+async def test_auth_with_json_and_oauth2_form(client: httpx.AsyncClient) -> None:
+    await client.post("/user/register", json={"login": "bob", "password": "hunter2hunter2"})
+    as_json = await client.post("/user/auth", json={"login": "BOB", "password": "hunter2hunter2"})
+    assert as_json.status_code == 200
+    token = as_json.json()
+    assert token["token_type"] == "bearer"
+    assert token["expires_in"] > 0
+    as_form = await client.post(
+        "/user/auth", data={"username": "bob", "password": "hunter2hunter2", "grant_type": "password"}
+    )
+    assert as_form.status_code == 200
+    listing = await client.get(
+        "/files", headers={"Authorization": f"Bearer {as_form.json()['access_token']}"}
+    )
+    assert listing.status_code == 200
+    assert listing.json()["account"] == "bob"
+
+
+async def test_wrong_password_and_unknown_login_are_401(client: httpx.AsyncClient) -> None:
+    await client.post("/user/register", json={"login": "carol", "password": "12345678"})
+    wrong = await client.post("/user/auth", json={"login": "carol", "password": "87654321"})
+    unknown = await client.post("/user/auth", json={"login": "nobody", "password": "87654321"})
+    for response in (wrong, unknown):
+        assert response.status_code == 401
+        assert response.json()["error"] == "invalid_credentials"
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_auth_shape_errors(client: httpx.AsyncClient) -> None:
+    missing = await client.post("/user/auth", json={"login": "x"})
+    assert missing.status_code == 422
+    garbage = await client.post(
+        "/user/auth", content=b"\xff\xfe", headers={"Content-Type": "application/json"}
+    )
+    assert garbage.status_code == 400
+
+
+async def test_failed_attempts_are_throttled_per_login(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    await client.post("/user/register", json={"login": "dave", "password": "12345678"})
+    for _ in range(settings.auth_max_failures_per_login):
+        response = await client.post("/user/auth", json={"login": "dave", "password": "wrongpass"})
+        assert response.status_code == 401
+    blocked = await client.post("/user/auth", json={"login": "dave", "password": "12345678"})
+    assert blocked.status_code == 429
+    assert blocked.json()["error"] == "too_many_attempts"
+    assert 0 < int(blocked.headers["retry-after"]) <= settings.auth_failure_window_seconds
+    other = await client.post("/user/auth", json={"login": "erin", "password": "12345678"})
+    assert other.status_code == 401  # another login from the same address is not blocked yet
+
+
+async def test_many_registrations_from_one_address_are_not_throttled(
+    client: httpx.AsyncClient,
+) -> None:
+    for _ in range(30):
+        await make_account(client)
+
+
+def _forge(settings: Settings, claims: dict[str, object], key: str | None = None) -> str:
+    secret = key or settings.jwt_secret.get_secret_value()
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+async def test_bad_tokens_are_401(client: httpx.AsyncClient, settings: Settings) -> None:
+    account = await make_account(client)
+    good = account.headers["Authorization"].removeprefix("Bearer ")
+    header, payload, signature = good.split(".")
+    now = int(time.time())
+    none_token = jwt.encode({"sub": str(account.id), "exp": now + 60}, None, algorithm="none")
+    tokens = [
+        None,
+        "not-a-token",
+        f"{header}.{payload}.{signature[:-2]}AA",
+        none_token,
+        _forge(settings, {"sub": str(account.id), "exp": now - 10}),
+        _forge(settings, {"sub": str(account.id), "exp": now + 60}, key="another-secret-" * 3),
+        _forge(settings, {"sub": "not-a-uuid", "exp": now + 60}),
+        _forge(settings, {"sub": str(account.id)}),
+    ]
+    for token in tokens:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await client.get("/files", headers=headers)
+        assert response.status_code == 401, token
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"] == "not_authenticated"
+    assert (await client.get("/files", headers=account.headers)).status_code == 200
