@@ -145,19 +145,19 @@ class Storage:
                 if total > limit:
                     raise PayloadTooLarge()
                 buffer += chunk
-                threshold = part_size if upload_id else self._settings.s3_multipart_threshold_bytes
-                if len(buffer) < threshold:
-                    continue
-                if upload_id is None:
-                    created = await self._client.create_multipart_upload(
-                        Bucket=self.bucket, Key=key, ContentType=content_type
-                    )
-                    upload_id = created["UploadId"]
-                if in_flight is not None:
-                    await in_flight
-                body, buffer = bytes(buffer), bytearray()
-                in_flight = asyncio.create_task(send_part(next_part, body))
-                next_part += 1
+                threshold = self._settings.s3_multipart_threshold_bytes
+                while len(buffer) >= (part_size if upload_id else threshold):
+                    if upload_id is None:
+                        created = await self._client.create_multipart_upload(
+                            Bucket=self.bucket, Key=key, ContentType=content_type
+                        )
+                        upload_id = created["UploadId"]
+                    if in_flight is not None:
+                        await in_flight
+                    body = bytes(buffer[:part_size])
+                    del buffer[:part_size]
+                    in_flight = asyncio.create_task(send_part(next_part, body))
+                    next_part += 1
             if in_flight is not None:
                 await in_flight
                 in_flight = None

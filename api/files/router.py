@@ -94,8 +94,11 @@ async def upload(
     A path ending in ``/`` is a folder and the file keeps its own name; an existing path is
     overwritten (the file keeps its id).
     """
-    boundary = boundary_of(request.headers.get("content-type", ""))
+    content_type = request.headers.get("content-type", "")
+    boundary = boundary_of(content_type)
     if boundary is None:
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            raise MissingPart("A urlencoded form has no file: send multipart/form-data.")
         raise MalformedBody("Send multipart/form-data with a 'file' part.")
     declared = request.headers.get("content-length")
     if declared is None and "chunked" not in request.headers.get("transfer-encoding", ""):

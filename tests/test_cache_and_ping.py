@@ -1,0 +1,136 @@
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from api.config import Settings
+from api.main import create_app
+from api.models import File
+from scripts.seaweed import free_port
+from tests.conftest import Account, upload
+
+
+async def test_ping_reports_every_service(client: httpx.AsyncClient, alice: Account) -> None:
+    response = await client.get("/files/ping", headers=alice.headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"db", "cache", "storage"}
+    assert all(isinstance(value, float) and value >= 0 for value in body.values())
+
+
+async def test_ping_requires_a_token(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/files/ping")).status_code == 401
+
+
+async def test_list_is_cached_and_invalidated_by_writes(
+    client: httpx.AsyncClient, alice: Account, app: FastAPI
+) -> None:
+    await upload(client, alice, "/c/one.txt", b"1")
+    first = (await client.get("/files", headers=alice.headers)).json()
+    # Change the row behind the API's back: a cached page must not notice...
+    async with app.state.sessionmaker() as session:
+        await session.execute(update(File).values(name="renamed-behind-the-back"))
+        await session.commit()
+    cached = (await client.get("/files", headers=alice.headers)).json()
+    assert cached == first
+    # ...and any write through the API must invalidate it.
+    await upload(client, alice, "/c/two.txt", b"2")
+    fresh = (await client.get("/files", headers=alice.headers)).json()
+    assert [f["path"] for f in fresh["files"]] == ["/c/one.txt", "/c/two.txt"]
+    assert fresh["files"][0]["name"] == "renamed-behind-the-back"
+
+
+async def test_deleted_file_is_not_served_from_cache(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    await upload(client, alice, "/d.txt", b"1")
+    params = {"path": "/d.txt"}
+    assert (await client.get("/files/download", params=params, headers=alice.headers)).status_code == 307
+    assert (await client.delete("/files", params=params, headers=alice.headers)).status_code == 204
+    assert (await client.get("/files/download", params=params, headers=alice.headers)).status_code == 404
+
+
+@pytest.fixture
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """A Redis of this test's own on a spare port, so stopping it harms nobody."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is needed for the fail-open test"
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        cwd=tmp_path_factory.mktemp("redis"),
+    )
+    deadline = time.monotonic() + 10
+    while subprocess.run(
+        ["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False
+    ).stdout.strip() != b"PONG":
+        assert time.monotonic() < deadline, "redis did not start"
+        time.sleep(0.05)
+    yield port, process
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture
+async def fragile_client(
+    settings: Settings, own_redis: tuple[int, subprocess.Popen[bytes]], app: FastAPI
+) -> AsyncIterator[httpx.AsyncClient]:
+    port, _ = own_redis
+    fragile = create_app(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"}))
+    async with fragile.router.lifespan_context(fragile):
+        transport = httpx.ASGITransport(app=fragile)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as http:
+            yield http
+
+
+async def test_cache_fails_open_when_redis_stops(
+    fragile_client: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    alice: Account,
+    own_redis: tuple[int, subprocess.Popen[bytes]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await upload(client, alice, "/f/one.txt", b"1")
+    warm = await fragile_client.get("/files", headers=alice.headers)
+    assert warm.status_code == 200
+    _, process = own_redis
+    process.kill()
+    process.wait()
+    with caplog.at_level("WARNING"):
+        listing = await fragile_client.get("/files", headers=alice.headers)
+        download = await fragile_client.get(
+            "/files/download", params={"path": "/f/one.txt"}, headers=alice.headers
+        )
+        ping = await fragile_client.get("/files/ping", headers=alice.headers)
+        stored = await upload(fragile_client, alice, "/f/two.txt", b"2")
+        deleted = await fragile_client.delete(
+            "/files", params={"path": "/f/one.txt"}, headers=alice.headers
+        )
+    assert listing.status_code == 200
+    assert [f["path"] for f in listing.json()["files"]] == ["/f/one.txt"]
+    assert download.status_code == 307
+    assert stored.status_code == 201
+    assert deleted.status_code == 204  # the object is deleted inline when the queue is down
+    assert ping.status_code == 503
+    assert ping.json()["cache"] is None
+    assert isinstance(ping.json()["db"], float)
+    assert any("serving from the database" in record.getMessage() for record in caplog.records)
+
+
+async def test_ping_names_dead_storage(settings: Settings, alice: Account, app: FastAPI) -> None:
+    dead = create_app(
+        settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    )
+    async with dead.router.lifespan_context(dead):
+        transport = httpx.ASGITransport(app=dead)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as http:
+            response = await http.get("/files/ping", headers=alice.headers)
+    assert response.status_code == 503
+    assert response.json()["storage"] is None
+    assert isinstance(response.json()["cache"], float)
