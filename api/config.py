@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # A proxied upload's pending row outlives the slowest stream we accept.
     proxied_upload_timeout_seconds: int = 86400
 
+    # make run: where the API listens and where the embedded SeaweedFS keeps its data.
+    run_host: str = "127.0.0.1"
+    run_port: int = 8080
+    run_data_dir: str = "var"
+
     @model_validator(mode="after")
     def refuse_dev_secrets_in_production(self) -> "Settings":
         if self.environment == "production":

@@ -13,4 +13,6 @@ def create_redis(settings: Settings) -> ArqRedis:
         socket_connect_timeout=settings.redis_timeout_seconds,
         max_connections=256,
     )
-    return ArqRedis.from_pool(pool)
+    redis = ArqRedis(connection_pool=pool)
+    redis.auto_close_connection_pool = True  # closing the client closes its pool
+    return redis

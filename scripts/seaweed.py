@@ -1,4 +1,4 @@
-"""Start and stop an embedded SeaweedFS (``weed mini``) as the S3 server, for ``make run`` and tests."""
+"""Start and stop an embedded SeaweedFS (`weed mini`) as the S3 server (make run, tests)."""
 
 import json
 import logging
@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 PORT_NAMES = ("master", "volume", "filer", "s3", "admin")
+# weed's own defaults; a data directory reused across restarts keeps its cluster addresses.
+DEFAULT_PORTS = {"master": 9333, "volume": 9340, "filer": 8888, "s3": 8333, "admin": 23646}
+GRPC_OFFSET = 10000
 
 
 def free_port() -> int:
@@ -61,6 +64,7 @@ class SeaweedServer:
     secret_key: str
     bucket: str
     s3_port: int | None = None
+    fixed_ports: bool = False
     webhook: Webhook | None = None
     ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
@@ -86,7 +90,8 @@ class SeaweedServer:
             f"-bucket={self.bucket}",
         ]
         for name, port in self.ports.items():
-            command += [f"-{name}.port={port}", f"-{name}.port.grpc={free_port()}"]
+            grpc = port + GRPC_OFFSET if self.fixed_ports else free_port()
+            command += [f"-{name}.port={port}", f"-{name}.port.grpc={grpc}"]
         return command
 
     def start(self) -> Self:
@@ -106,7 +111,10 @@ class SeaweedServer:
             notification.write_text(self.webhook.toml())
         else:
             notification.unlink(missing_ok=True)
-        self.ports = {name: free_port() for name in PORT_NAMES}
+        if self.fixed_ports:
+            self.ports = dict(DEFAULT_PORTS)
+        else:
+            self.ports = {name: free_port() for name in PORT_NAMES}
         if self.s3_port:
             self.ports["s3"] = self.s3_port
         self._log_file = (self.workdir / "weed.log").open("ab")

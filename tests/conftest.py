@@ -30,7 +30,9 @@ from scripts.seaweed import SeaweedServer
 from worker.main import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-ADMIN_DSN = os.environ.get("FILESTORE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_DSN = os.environ.get(
+    "FILESTORE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_BASE = os.environ.get("FILESTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -95,10 +97,10 @@ def settings(database_url: str, redis_url: str, seaweed: SeaweedServer) -> Setti
         redis_url=redis_url,
         s3_endpoint_url=seaweed.endpoint_url,
         s3_access_key=seaweed.access_key,
-        s3_secret_key=seaweed.secret_key,  # type: ignore[arg-type]
+        s3_secret_key=seaweed.secret_key,
         s3_bucket=seaweed.bucket,
-        jwt_secret=secrets.token_hex(32),  # type: ignore[arg-type]
-        webhook_token=secrets.token_hex(16),  # type: ignore[arg-type]
+        jwt_secret=secrets.token_hex(32),
+        webhook_token=secrets.token_hex(16),
         max_upload_bytes=64 * 1024 * 1024,
         user_quota_bytes=256 * 1024 * 1024,
         log_level="WARNING",

@@ -50,13 +50,19 @@ async def test_deleted_file_is_not_served_from_cache(
 ) -> None:
     await upload(client, alice, "/d.txt", b"1")
     params = {"path": "/d.txt"}
-    assert (await client.get("/files/download", params=params, headers=alice.headers)).status_code == 307
+    assert (
+        await client.get("/files/download", params=params, headers=alice.headers)
+    ).status_code == 307
     assert (await client.delete("/files", params=params, headers=alice.headers)).status_code == 204
-    assert (await client.get("/files/download", params=params, headers=alice.headers)).status_code == 404
+    assert (
+        await client.get("/files/download", params=params, headers=alice.headers)
+    ).status_code == 404
 
 
 @pytest.fixture
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def own_redis(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """A Redis of this test's own on a spare port, so stopping it harms nobody."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is needed for the fail-open test"
@@ -67,9 +73,12 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, s
         cwd=tmp_path_factory.mktemp("redis"),
     )
     deadline = time.monotonic() + 10
-    while subprocess.run(
-        ["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False
-    ).stdout.strip() != b"PONG":
+    while (
+        subprocess.run(
+            ["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False
+        ).stdout.strip()
+        != b"PONG"
+    ):
         assert time.monotonic() < deadline, "redis did not start"
         time.sleep(0.05)
     yield port, process

@@ -9,7 +9,9 @@ from tests.conftest import make_account
 
 
 async def test_register_returns_user(client: httpx.AsyncClient) -> None:
-    response = await client.post("/user/register", json={"login": "ада", "password": "correct horse"})
+    response = await client.post(
+        "/user/register", json={"login": "ада", "password": "correct horse"}
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["login"] == "ада"
@@ -58,7 +60,8 @@ async def test_auth_with_json_and_oauth2_form(client: httpx.AsyncClient) -> None
     assert token["token_type"] == "bearer"
     assert token["expires_in"] > 0
     as_form = await client.post(
-        "/user/auth", data={"username": "bob", "password": "hunter2hunter2", "grant_type": "password"}
+        "/user/auth",
+        data={"username": "bob", "password": "hunter2hunter2", "grant_type": "password"},
     )
     assert as_form.status_code == 200
     listing = await client.get(

@@ -1,0 +1,117 @@
+"""``make run``: database, migrations, SeaweedFS, the API and the worker; Ctrl-C stops them all."""
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
+
+import asyncpg
+from alembic import command
+from alembic.config import Config as AlembicConfig
+
+from api.config import Settings, get_settings
+from api.logging import configure_logging
+from scripts.seaweed import SeaweedServer, Webhook
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("filestore.run")
+
+
+async def ensure_database(database_url: str) -> None:
+    """Create the database named in the URL if it does not exist yet."""
+    parts = urlsplit(database_url.replace("+asyncpg", ""))
+    name = parts.path.lstrip("/")
+    admin_dsn = parts._replace(path="/postgres").geturl()
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+            log.info("database created", extra={"database": name})
+    finally:
+        await connection.close()
+
+
+def migrate(database_url: str) -> None:
+    config = AlembicConfig(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+
+
+def start_seaweed(settings: Settings) -> SeaweedServer:
+    s3_port = urlsplit(settings.s3_endpoint_url).port or 8333
+    webhook = Webhook(
+        endpoint=f"http://{settings.run_host}:{settings.run_port}/api/v1/storage/events",
+        bearer_token=settings.webhook_token.get_secret_value(),
+        path_prefix=f"/buckets/{settings.s3_bucket}/{settings.s3_key_prefix}/",
+    )
+    server = SeaweedServer(
+        workdir=(ROOT / settings.run_data_dir / "seaweedfs").resolve(),
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        bucket=settings.s3_bucket,
+        s3_port=s3_port,
+        fixed_ports=s3_port == 8333,
+        webhook=webhook,
+    )
+    return server.start()
+
+
+def main() -> int:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(ensure_database(settings.database_url))
+    migrate(settings.database_url)
+    log.info("migrations applied")
+    seaweed = start_seaweed(settings)
+    python = sys.executable
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        api = [python, "-m", "uvicorn", "api.main:app", "--host", settings.run_host]
+        api += ["--port", str(settings.run_port), "--no-access-log"]
+        children.append(subprocess.Popen(api, cwd=ROOT, env=os.environ.copy()))
+        worker = [python, "-m", "arq", "worker.main.WorkerSettings"]
+        children.append(subprocess.Popen(worker, cwd=ROOT, env=os.environ.copy()))
+        log.info(
+            "filestore running",
+            extra={
+                "api": f"http://{settings.run_host}:{settings.run_port}",
+                "s3": seaweed.endpoint_url,
+            },
+        )
+        while not stopping:
+            if any(child.poll() is not None for child in children):
+                log.error("a child process exited; stopping everything")
+                break
+            time.sleep(0.2)
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        seaweed.stop()
+        log.info("filestore stopped")
+    return 0 if stopping else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

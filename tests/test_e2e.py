@@ -1,0 +1,115 @@
+"""`make run`'s entry point, started as a process and driven over HTTP as a new user would."""
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from scripts.seaweed import free_port
+from tests.conftest import ADMIN_DSN, ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+async def running_service(
+    tmp_path: Path, run_id: str, redis_url: str
+) -> AsyncIterator[tuple[str, int, subprocess.Popen[bytes]]]:
+    port, s3_port = free_port(), free_port()
+    database = f"filestore_e2e_{run_id}"
+    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    env = {
+        **os.environ,
+        "FILESTORE_DATABASE_URL": f"{base}/{database}",
+        "FILESTORE_REDIS_URL": redis_url,
+        "FILESTORE_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+        "FILESTORE_S3_BUCKET": f"e2e-{run_id}",
+        "FILESTORE_RUN_PORT": str(port),
+        "FILESTORE_RUN_DATA_DIR": str(tmp_path / "var"),
+        "FILESTORE_LOG_LEVEL": "WARNING",
+    }
+    with (tmp_path / "run.log").open("wb") as run_log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "scripts.run"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=run_log,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        async with httpx.AsyncClient() as http:
+            while True:
+                assert process.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "the service did not come up"
+                try:
+                    if (await http.get(f"{base_url}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+        yield base_url, s3_port, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        admin = await asyncpg.connect(ADMIN_DSN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_make_run_serves_the_api_and_stops_cleanly(
+    running_service: tuple[str, int, subprocess.Popen[bytes]],
+) -> None:
+    base_url, s3_port, process = running_service
+    content = os.urandom(3 * 1024 * 1024)
+    async with httpx.AsyncClient(base_url=f"{base_url}/api/v1", timeout=30) as http:
+        registered = await http.post(
+            "/user/register", json={"login": "e2e", "password": "pass1234"}
+        )
+        assert registered.status_code == 201
+        token = await http.post("/user/auth", data={"username": "e2e", "password": "pass1234"})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        ping = await http.get("/files/ping", headers=headers)
+        assert ping.status_code == 200, ping.text
+        stored = await http.post(
+            "/files/upload",
+            headers=headers,
+            data={"path": "/e2e/"},
+            files={"file": ("данные.bin", content)},
+        )
+        assert stored.status_code == 201, stored.text
+        listing = (await http.get("/files", headers=headers)).json()
+        assert listing["account"] == "e2e"
+        assert [f["path"] for f in listing["files"]] == ["/e2e/данные.bin"]
+        redirect = await http.get(
+            "/files/download", params={"path": "/e2e/данные.bin"}, headers=headers
+        )
+        assert redirect.status_code == 307
+        async with httpx.AsyncClient() as plain:
+            fetched = await plain.get(redirect.headers["location"])
+        assert hashlib.sha256(fetched.content).digest() == hashlib.sha256(content).digest()
+        openapi = await http.get(f"{base_url}/openapi.json")
+        assert openapi.status_code == 200
+        missing = await http.get("/nope", headers=headers)
+        assert missing.status_code == 404
+        assert missing.json()["error"] == "not_found"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+    port = int(base_url.rsplit(":", 1)[1])
+    assert not _port_open(port)
+    assert not _port_open(s3_port)
