@@ -17,7 +17,7 @@ from alembic.config import Config as AlembicConfig
 
 from api.config import Settings, get_settings
 from api.logging import configure_logging
-from scripts.seaweed import SeaweedServer, Webhook
+from scripts.seaweed import SeaweedServer, Webhook, die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("filestore.run")
@@ -64,6 +64,11 @@ def start_seaweed(settings: Settings) -> SeaweedServer:
     return server.start()
 
 
+def spawn(command: list[str]) -> subprocess.Popen[bytes]:
+    # preexec_fn only makes one prctl call, bound before the fork.
+    return subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), preexec_fn=die_with_parent)  # noqa: PLW1509
+
+
 def main() -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -84,9 +89,9 @@ def main() -> int:
     try:
         api = [python, "-m", "uvicorn", "api.main:app", "--host", settings.run_host]
         api += ["--port", str(settings.run_port), "--no-access-log"]
-        children.append(subprocess.Popen(api, cwd=ROOT, env=os.environ.copy()))
+        children.append(spawn(api))
         worker = [python, "-m", "arq", "worker.main.WorkerSettings"]
-        children.append(subprocess.Popen(worker, cwd=ROOT, env=os.environ.copy()))
+        children.append(spawn(worker))
         log.info(
             "filestore running",
             extra={

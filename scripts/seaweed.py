@@ -1,14 +1,17 @@
 """Start and stop an embedded SeaweedFS (`weed mini`) as the S3 server (make run, tests)."""
 
+import ctypes
 import json
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Self
@@ -21,12 +24,26 @@ PORT_NAMES = ("master", "volume", "filer", "s3", "admin")
 # weed's own defaults; a data directory reused across restarts keeps its cluster addresses.
 DEFAULT_PORTS = {"master": 9333, "volume": 9340, "filer": 8888, "s3": 8333, "admin": 23646}
 GRPC_OFFSET = 10000
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_prctl: Callable[..., int] | None
+try:
+    _prctl = ctypes.CDLL(None).prctl  # bound before any fork: the child only makes the call
+except (OSError, AttributeError):
+    _prctl = None
+
+
+def die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when its parent dies, even by SIGKILL (no orphaned weed)."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def weed_binary() -> str:
@@ -120,7 +137,11 @@ class SeaweedServer:
         self._log_file = (self.workdir / "weed.log").open("ab")
         # notification.toml is read from the working directory.
         self.process = subprocess.Popen(
-            self._command(), cwd=self.workdir, stdout=self._log_file, stderr=subprocess.STDOUT
+            self._command(),
+            cwd=self.workdir,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, bound before fork
         )
         self._wait_ready()
         log.info("seaweedfs started", extra={"endpoint": self.endpoint_url})

@@ -1,5 +1,6 @@
 """`make run`'s entry point, started as a process and driven over HTTP as a new user would."""
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -49,6 +50,7 @@ async def running_service(
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=run_log,
+            start_new_session=True,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -64,9 +66,10 @@ async def running_service(
                     time.sleep(0.2)
         yield base_url, s3_port, process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        # The whole group: a killed runner must not leave its API, worker or weed behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
         admin = await asyncpg.connect(ADMIN_DSN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
