@@ -4,10 +4,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,11 @@ class MalformedBody(AppError):
     default_detail = "The request body could not be parsed."
 
 
+class MalformedJson(AppError):
+    code = "malformed_json"
+    default_detail = "The body is not valid JSON."
+
+
 class ValidationFailed(AppError):
     status_code = 422
     code = "validation_error"
@@ -104,6 +111,11 @@ class LoginTaken(Conflict):
     default_detail = "This login is already registered."
 
 
+class UploadClosed(Conflict):
+    code = "upload_closed"
+    default_detail = "The upload was rejected or has expired."
+
+
 class LengthRequired(AppError):
     status_code = 411
     code = "length_required"
@@ -142,6 +154,11 @@ class ServiceUnavailable(AppError):
     default_detail = "A backing service is unavailable."
 
 
+class QueueUnavailable(ServiceUnavailable):
+    code = "queue_unavailable"
+    default_detail = "The job queue is unreachable; retry later."
+
+
 def responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` for a route: every error it can answer, by status code."""
     by_status: dict[int, list[str]] = {}
@@ -157,9 +174,14 @@ def _body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
 
 
+def error_response(error: AppError) -> JSONResponse:
+    """The error's response, for a route that must answer with it and still commit."""
+    return JSONResponse(_body(error.code, error.detail), error.status_code, headers=error.headers)
+
+
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return JSONResponse(_body(exc.code, exc.detail), exc.status_code, headers=exc.headers)
+    return error_response(exc)
 
 
 def describe_validation(errors: Sequence[Any]) -> str:
@@ -175,7 +197,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if any(error.get("type") == "json_invalid" for error in errors):
-        return JSONResponse(_body("malformed_json", "The body is not valid JSON."), 400)
+        return JSONResponse(_body(MalformedJson.code, MalformedJson.default_detail), 400)
     return JSONResponse(_body("validation_error", describe_validation(errors)), 422)
 
 
@@ -185,7 +207,28 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
 
+def _backend_down(exc: Exception) -> tuple[str, str] | None:
+    """Which backing service an unhandled error says is down, if any."""
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return ("storage_unavailable", "Object storage") if int(status) >= 500 else None
+    if isinstance(exc, BotoCoreError):
+        return "storage_unavailable", "Object storage"
+    if isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return "database_unavailable", "The database"
+    if isinstance(exc, (OSError, TimeoutError)):
+        return "service_unavailable", "A backing service"
+    return None
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    down = _backend_down(exc)
+    if down is not None:
+        code, what = down
+        log.error("backing service unavailable", extra={"error": repr(exc), "code": code})
+        return JSONResponse(_body(code, f"{what} is unavailable; retry later."), 503)
     log.exception("unhandled error", extra={"path": request.url.path})
     return JSONResponse(_body("internal_error", "Internal server error."), 500)
 

@@ -16,6 +16,7 @@ from api.health.router import router as health_router
 from api.logging import RequestContextMiddleware, configure_logging
 from api.redis import create_redis
 from api.storage import open_storage
+from api.storage_events.router import router as storage_events_router
 from api.users.router import router as users_router
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(users_router)
     v1.include_router(health_router)
     v1.include_router(files_router)
+    v1.include_router(storage_events_router)
     app.include_router(v1)
     app.include_router(liveness_router)
     return app

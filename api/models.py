@@ -61,8 +61,9 @@ class Upload(Base):
     __tablename__ = "uploads"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    file_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("files.id", ondelete="CASCADE"), index=True
+    # SET NULL: an upload's record (rejected, expired) outlives a file row removed meanwhile.
+    file_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("files.id", ondelete="SET NULL"), index=True
     )
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     object_key: Mapped[str] = mapped_column(Text, unique=True)

@@ -13,7 +13,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.config import Settings
-from api.errors import PayloadTooLarge, ServiceUnavailable
+from api.errors import PayloadTooLarge
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -25,11 +25,6 @@ else:
 log = logging.getLogger(__name__)
 
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
-
-
-class StorageUnavailable(ServiceUnavailable):
-    code = "storage_unavailable"
-    default_detail = "Object storage is unavailable."
 
 
 class RangeRefused(Exception):

@@ -6,6 +6,7 @@ test starts from empty tables and an empty Redis db. Endpoints other than loopba
 
 import asyncio
 import os
+import random
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from arq.worker import Worker
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from api.config import Settings
 from api.main import create_app
@@ -35,6 +37,12 @@ ADMIN_DSN = os.environ.get(
 )
 REDIS_BASE = os.environ.get("FILESTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+CLAIM_SECONDS = 3600
+
+
+def create_redis_url(url: str) -> Redis:
+    redis: Redis = Redis.from_url(url)
+    return redis
 
 
 def _refuse_remote(*urls: str) -> None:
@@ -81,11 +89,26 @@ async def database_url(run_id: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+TEST_REDIS_DBS = range(8, 16)
+CLAIM_KEY = "filestore:test-run-claim"
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> str:
+async def redis_url(run_id: str) -> AsyncIterator[str]:
+    """A Redis db number claimed for this run, so two runs on one machine never share one."""
     _refuse_remote(REDIS_BASE)
-    db = int(os.environ.get("FILESTORE_TEST_REDIS_DB", str(secrets.randbelow(8) + 8)))
-    return f"{REDIS_BASE}/{db}"
+    for db in random.sample(TEST_REDIS_DBS, len(TEST_REDIS_DBS)):
+        url = f"{REDIS_BASE}/{db}"
+        async with create_redis_url(url) as redis:
+            if await redis.set(CLAIM_KEY, run_id, nx=True, ex=CLAIM_SECONDS):
+                await redis.flushdb()
+                await redis.set(CLAIM_KEY, run_id, ex=CLAIM_SECONDS)
+                break
+    else:
+        raise RuntimeError("every test Redis db (8-15) is claimed by another run")
+    yield url
+    async with create_redis_url(url) as redis:
+        await redis.flushdb()
 
 
 @pytest.fixture(scope="session")
@@ -113,9 +136,6 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     async with application.router.lifespan_context(application):
         await application.state.storage.ensure_bucket()
         yield application
-    redis = create_redis(settings)
-    await redis.flushdb()
-    await redis.aclose()
 
 
 @pytest.fixture(autouse=True)
@@ -127,7 +147,10 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     application: FastAPI = request.getfixturevalue("app")
     async with application.state.engine.begin() as connection:
         await connection.exec_driver_sql("TRUNCATE users, files, uploads CASCADE")
-    await application.state.redis.flushdb()
+    redis = application.state.redis
+    claim = await redis.get(CLAIM_KEY)
+    await redis.flushdb()
+    await redis.set(CLAIM_KEY, claim or b"", ex=CLAIM_SECONDS)
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
+import uuid
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
+from api.body import read_json as _read_json
 from api.deps import CacheDep, CurrentUser, QueueDep, SessionDep, SettingsDep, StorageDep
 from api.errors import (
     EmptyFile,
@@ -18,12 +20,23 @@ from api.errors import (
     QuotaExceeded,
     RangeNotSatisfiable,
     Unauthorized,
+    UploadClosed,
+    UploadNotFound,
     ValidationFailed,
+    error_response,
     responses,
 )
 from api.files import service
 from api.files.multipart import boundary_of, read_multipart
-from api.files.schemas import FileList, FileOut, StoredFile
+from api.files.schemas import (
+    FileList,
+    FileOut,
+    PendingFile,
+    StoredFile,
+    UploadIntentIn,
+    UploadState,
+)
+from api.models import UploadStatus
 from api.paths import folder_prefix, parse_reference
 from api.storage import RangeRefused
 
@@ -32,10 +45,11 @@ router = APIRouter(prefix="/files", tags=["files"])
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 PathRef = Annotated[str, Query(description="A file's absolute path, or its id.", max_length=4096)]
 
-_MULTIPART_BODY: dict[str, Any] = {
+_UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
+            "application/json": {"schema": UploadIntentIn.model_json_schema()},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
@@ -45,7 +59,7 @@ _MULTIPART_BODY: dict[str, Any] = {
                         "file": {"type": "string", "format": "binary"},
                     },
                 }
-            }
+            },
         },
     }
 }
@@ -68,6 +82,7 @@ async def list_files(
 @router.post(
     "/upload",
     status_code=status.HTTP_201_CREATED,
+    response_model=PendingFile | StoredFile,
     responses=responses(
         Unauthorized,
         InvalidPath,
@@ -79,27 +94,34 @@ async def list_files(
         QuotaExceeded,
         ValidationFailed,
     ),
-    openapi_extra=_MULTIPART_BODY,
+    openapi_extra=_UPLOAD_BODY,
 )
 async def upload(
     request: Request,
     user: CurrentUser,
+    session: SessionDep,
     settings: SettingsDep,
     storage: StorageDep,
     queue: QueueDep,
     path: Annotated[str | None, Query(description="Target path, if not a form field.")] = None,
-) -> StoredFile:
-    """Upload through the API: the ``file`` part is streamed to storage as it arrives.
+) -> PendingFile | StoredFile:
+    """Upload a file.
 
+    With a JSON body ``{path, name?, size?, content_type?, sha256?}``: a pending file and a
+    presigned PUT (and a browser POST); storage's notification confirms it. With
+    ``multipart/form-data``: the ``file`` part is streamed to storage through the API.
     A path ending in ``/`` is a folder and the file keeps its own name; an existing path is
-    overwritten (the file keeps its id).
+    overwritten and keeps its id.
     """
     content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        intent = await _read_json(request, UploadIntentIn)
+        return await service.issue_upload(session, storage, settings, user, intent)
     boundary = boundary_of(content_type)
     if boundary is None:
         if content_type.startswith("application/x-www-form-urlencoded"):
             raise MissingPart("A urlencoded form has no file: send multipart/form-data.")
-        raise MalformedBody("Send multipart/form-data with a 'file' part.")
+        raise MalformedBody("Send JSON (a direct upload) or multipart/form-data with 'file'.")
     declared = request.headers.get("content-length")
     if declared is None and "chunked" not in request.headers.get("transfer-encoding", ""):
         raise LengthRequired()
@@ -110,6 +132,40 @@ async def upload(
     events = read_multipart(request.stream(), boundary)
     file = await service.upload_proxied(ctx, user, events, path)
     return StoredFile(**FileOut.of(file).model_dump())
+
+
+@router.get("/uploads/{upload_id}", responses=responses(Unauthorized, UploadNotFound))
+async def upload_state(upload_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> UploadState:
+    """An upload's state (pending, completed, rejected with a reason, expired) and its file."""
+    return await service.upload_state(session, user, upload_id)
+
+
+@router.post(
+    "/uploads/{upload_id}/complete",
+    response_model=UploadState,
+    responses={
+        202: {"model": UploadState, "description": "The object has not arrived yet."},
+        **responses(Unauthorized, UploadNotFound, UploadClosed),
+    },
+)
+async def complete_upload(
+    upload_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    storage: StorageDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    response: Response,
+) -> UploadState | JSONResponse:
+    """Confirm a direct upload now: 200 once confirmed, 202 while the object has not arrived,
+    409 when it was rejected (the reason says why) or has expired."""
+    state = await service.complete_upload(session, storage, queue, settings, user, upload_id)
+    if state.status in {UploadStatus.rejected, UploadStatus.expired}:
+        detail = f"The upload is {state.status}: {state.reason or 'no reason given'}."
+        return error_response(UploadClosed(detail))
+    if state.status == UploadStatus.pending:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return state
 
 
 def _not_modified(request: Request, etag: str, modified_at: datetime) -> bool:

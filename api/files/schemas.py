@@ -1,14 +1,15 @@
 import base64
 import binascii
 import json
+import re
 import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.errors import InvalidCursor
-from api.models import File
+from api.models import File, UploadStatus
 
 
 class FileOut(BaseModel):
@@ -57,3 +58,68 @@ def decode_cursor(cursor: str) -> str:
     if not isinstance(after, str):
         raise InvalidCursor()
     return after
+
+
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+MIME_TYPE = r"^[\w.+-]+/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+\"-]+)*$"
+
+
+class UploadIntentIn(BaseModel):
+    """A direct upload: the API signs, the client sends the bytes to storage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(max_length=4096, description="Target path; a trailing '/' is a folder.")
+    name: str | None = Field(default=None, max_length=1024, description="File name for a folder.")
+    size: int | None = Field(
+        default=None, ge=1, description="Exact size; signed as Content-Length."
+    )
+    content_type: str | None = Field(default=None, max_length=255, pattern=MIME_TYPE)
+    sha256: str | None = Field(
+        default=None, description="Hex or base64 SHA-256 of the body; signed as a checksum."
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def sha256_digest(cls, value: str | None) -> str | None:
+        """Normalise to lower-case hex."""
+        if value is None:
+            return None
+        if SHA256_HEX.match(value):
+            return value.lower()
+        try:
+            digest = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            digest = b""
+        if len(digest) != 32:
+            raise ValueError("sha256 must be 64 hex digits or the base64 of 32 bytes")
+        return digest.hex()
+
+
+class PresignedPostOut(BaseModel):
+    url: str
+    fields: dict[str, str]
+
+
+class UploadTicket(BaseModel):
+    id: uuid.UUID
+    url: str
+    method: Literal["PUT"] = "PUT"
+    headers: dict[str, str]
+    expires_at: datetime
+    post: PresignedPostOut
+
+
+class PendingFile(FileOut):
+    status: Literal["pending"] = "pending"
+    upload: UploadTicket
+
+
+class UploadState(BaseModel):
+    id: uuid.UUID
+    status: UploadStatus
+    reason: str | None
+    created_at: datetime
+    expires_at: datetime
+    completed_at: datetime | None
+    file: FileOut | None

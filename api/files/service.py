@@ -1,6 +1,7 @@
 """Files: listing, lookups, proxied uploads, downloads, deletion and upload confirmation."""
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
@@ -26,12 +27,24 @@ from api.errors import (
     MissingPart,
     PayloadTooLarge,
     QuotaExceeded,
+    UploadNotFound,
     ValidationFailed,
 )
 from api.files.multipart import Event, Field, FilePart, PartEnd
 from api.files.repository import FileRepository, UploadRepository
-from api.files.schemas import FileList, FileOut, decode_cursor, encode_cursor
+from api.files.schemas import (
+    FileList,
+    FileOut,
+    PendingFile,
+    PresignedPostOut,
+    UploadIntentIn,
+    UploadState,
+    UploadTicket,
+    decode_cursor,
+    encode_cursor,
+)
 from api.jobs import schedule_delete
+from api.logging import redact_url
 from api.models import File, Upload, UploadStatus, User
 from api.paths import file_path
 from api.storage import ObjectInfo, Storage
@@ -159,36 +172,53 @@ async def confirm_upload(
 
     The object is HEADed before any row is locked; then upload, file and user rows are locked in
     that order (deletion takes file then user), so concurrent confirmations cannot deadlock.
-    Objects to delete (the replaced one, a rejected one) are queued after the commit.
+    Objects to delete (the replaced one, a rejected or late one) are queued after the commit.
+    A presigned PUT reused after confirmation changes the object under the file: it is checked
+    again like a new upload.
     """
     info = await storage.head(object_key)
     upload = await UploadRepository(session).lock_by_key(object_key)
     if upload is None:
         return Confirmation("unknown")
-    if upload.status != UploadStatus.pending:
-        file = await session.get(File, upload.file_id)
-        return Confirmation("already_done", upload, file)
-    if info is None:
-        return Confirmation("not_arrived", upload)
     files = FileRepository(session, upload.owner_id)
-    file = await files.lock(upload.file_id)
-    assert file is not None, "uploads cascade with their file"
-    used = await files.used_bytes(lock=True)
-    now = datetime.now(UTC)
-    ids = {"upload_id": str(upload.id), "file_id": str(file.id), "object_key": object_key}
 
     async def remove(key: str, reason: str) -> None:
         await schedule_delete(queue, storage, key, reason)
 
+    file = await files.lock(upload.file_id) if upload.file_id else None
+    if info is None:
+        pending = upload.status == UploadStatus.pending
+        return Confirmation("not_arrived" if pending else "already_done", upload, file)
+    is_current = file is not None and file.object_key == object_key
+    if upload.status != UploadStatus.pending:
+        if is_current and file is not None and info.etag == file.etag:
+            return Confirmation("already_done", upload, file)
+        if not is_current:
+            late = f"late object of a {upload.status} upload"
+            after_commit(session, lambda: remove(object_key, late))
+            return Confirmation("already_done", upload, file)
+    if file is None:
+        upload.status, upload.reason = UploadStatus.rejected, "the file was deleted meanwhile"
+        upload.completed_at = datetime.now(UTC)
+        after_commit(session, lambda: remove(object_key, "its file was deleted"))
+        return Confirmation("rejected", upload)
+    used = await files.used_bytes(lock=True)
+    now = datetime.now(UTC)
+    ids = {"upload_id": str(upload.id), "file_id": str(file.id), "object_key": object_key}
+
     reason = _violation(info, upload, used, file, settings)
     if reason is not None:
         upload.status, upload.reason, upload.completed_at = UploadStatus.rejected, reason, now
+        if file.object_key == object_key:
+            await files.account_change(-(file.size or 0))
+            file.object_key, file.size, file.etag = None, None, None
+            await session.flush()
         await files.delete_if_empty(file.id)
         after_commit(session, lambda: remove(object_key, "upload rejected"))
         log.warning("upload rejected", extra={**ids, "reason": reason, "size": info.size})
         return Confirmation("rejected", upload, file)
 
-    replaced_key = file.object_key
+    replaced_key = file.object_key if file.object_key != object_key else None
     size_delta = info.size - (file.size or 0)
     file.object_key, file.size, file.etag = object_key, info.size, info.etag
     file.content_type = upload.content_type or info.content_type or guess_content_type(file.name)
@@ -311,3 +341,106 @@ async def _discard(
         log.info("proxied upload discarded", extra={"upload_id": str(upload_id)})
     except Exception:
         log.exception("proxied upload cleanup failed", extra={"upload_id": str(upload_id)})
+
+
+async def issue_upload(
+    session: AsyncSession, storage: Storage, settings: Settings, user: User, intent: UploadIntentIn
+) -> PendingFile:
+    """Record a pending upload and sign a PUT and a browser POST for it.
+
+    Limits are checked before anything is signed; the signatures pin the content type, and the
+    declared size and checksum when given, so storage itself refuses anything else.
+    """
+    path, name = file_path(intent.path, intent.name)
+    content_type = intent.content_type or guess_content_type(name)
+    if intent.size is not None and intent.size > settings.max_upload_bytes:
+        raise PayloadTooLarge()
+    files = FileRepository(session, user.id)
+    file = await files.get_or_create(path, name)
+    room = settings.user_quota_bytes - await files.used_bytes() + (file.size or 0)
+    if room <= 0 or (intent.size is not None and intent.size > room):
+        raise QuotaExceeded()
+    upload_id = uuid.uuid4()
+    object_key = storage.object_key(user.id, upload_id)
+    url_expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
+    await files.add_upload(
+        Upload(
+            id=upload_id,
+            file_id=file.id,
+            owner_id=user.id,
+            object_key=object_key,
+            declared_size=intent.size,
+            content_type=content_type,
+            sha256=intent.sha256,
+            expires_at=url_expires_at + timedelta(seconds=settings.upload_grace_seconds),
+        )
+    )
+    checksum = base64.b64encode(bytes.fromhex(intent.sha256)).decode() if intent.sha256 else None
+    put_url = await storage.presign_put(object_key, content_type, intent.size, checksum)
+    max_size = intent.size or min(settings.max_upload_bytes, room)
+    post = await storage.presign_post(object_key, content_type, max_size)
+    headers = {"Content-Type": content_type}
+    if intent.size is not None:
+        headers["Content-Length"] = str(intent.size)
+    if checksum is not None:
+        headers["x-amz-checksum-sha256"] = checksum
+    log.info(
+        "upload issued",
+        extra={
+            "user_id": str(user.id),
+            "file_id": str(file.id),
+            "upload_id": str(upload_id),
+            "object_key": object_key,
+            "declared_size": intent.size,
+            "url": redact_url(put_url),
+        },
+    )
+    ticket = UploadTicket(
+        id=upload_id,
+        url=put_url,
+        headers=headers,
+        expires_at=url_expires_at,
+        post=PresignedPostOut(url=post.url, fields=post.fields),
+    )
+    return PendingFile(**FileOut.of(file).model_dump(), upload=ticket)
+
+
+def _state(upload: Upload, file: File | None) -> UploadState:
+    return UploadState(
+        id=upload.id,
+        status=upload.status,
+        reason=upload.reason,
+        created_at=upload.created_at,
+        expires_at=upload.expires_at,
+        completed_at=upload.completed_at,
+        file=FileOut.of(file) if file is not None and file.object_key is not None else None,
+    )
+
+
+async def upload_state(session: AsyncSession, user: User, upload_id: uuid.UUID) -> UploadState:
+    upload = await FileRepository(session, user.id).get_upload(upload_id)
+    if upload is None:
+        raise UploadNotFound()
+    file = await session.get(File, upload.file_id) if upload.file_id else None
+    return _state(upload, file)
+
+
+async def complete_upload(
+    session: AsyncSession,
+    storage: Storage,
+    queue: ArqRedis,
+    settings: Settings,
+    user: User,
+    upload_id: uuid.UUID,
+) -> UploadState:
+    """Confirm now instead of waiting for the notification; the state says how it went.
+
+    A rejection is a state, not an exception: it must commit (and its object be deleted).
+    """
+    upload = await FileRepository(session, user.id).get_upload(upload_id)
+    if upload is None:
+        raise UploadNotFound()
+    result = await confirm_upload(session, storage, queue, settings, upload.object_key)
+    if result.upload is None:
+        raise UploadNotFound()
+    return _state(result.upload, result.file)

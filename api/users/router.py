@@ -1,17 +1,15 @@
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, status
-from pydantic import ValidationError
 
+from api.body import read_json, validate
 from api.deps import QueueDep, SessionDep, SettingsDep
 from api.errors import (
     InvalidCredentials,
     LoginTaken,
-    MalformedBody,
+    MalformedJson,
     TooManyAttempts,
     ValidationFailed,
-    describe_validation,
     responses,
 )
 from api.ratelimit import AuthThrottle
@@ -44,7 +42,7 @@ _AUTH_BODY: dict[str, Any] = {
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
-    responses=responses(LoginTaken, MalformedBody),
+    responses=responses(LoginTaken, MalformedJson),
 )
 async def register(credentials: Credentials, session: SessionDep) -> UserOut:
     """Create an account. Logins are unique regardless of case."""
@@ -55,22 +53,16 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 async def _read_attempt(request: Request) -> LoginAttempt:
-    try:
-        if request.headers.get("content-type", "").startswith(FORM_TYPES):
-            form = await request.form()
-            return LoginAttempt(
-                login=str(form.get("username", "")), password=str(form.get("password", ""))
-            )
-        return LoginAttempt.model_validate(json.loads(await request.body()))
-    except ValidationError as error:
-        raise ValidationFailed(describe_validation(error.errors())) from None
-    except ValueError:
-        raise MalformedBody("Send JSON {login, password} or an OAuth2 password form.") from None
+    if request.headers.get("content-type", "").startswith(FORM_TYPES):
+        form = await request.form()
+        data = {"login": form.get("username", ""), "password": form.get("password", "")}
+        return validate(LoginAttempt, {key: str(value) for key, value in data.items()})
+    return await read_json(request, LoginAttempt)
 
 
 @router.post(
     "/auth",
-    responses=responses(InvalidCredentials, TooManyAttempts, MalformedBody, ValidationFailed),
+    responses=responses(InvalidCredentials, TooManyAttempts, MalformedJson, ValidationFailed),
     openapi_extra=_AUTH_BODY,
 )
 async def auth(

@@ -1,0 +1,39 @@
+"""Turn a bucket notification into ``confirm_upload`` jobs."""
+
+import logging
+
+from arq.connections import ArqRedis
+
+from api.cache import REDIS_FAILURES
+from api.config import Settings
+from api.errors import MalformedBody, QueueUnavailable
+from api.jobs import CONFIRM_UPLOAD, confirm_job_id
+from api.storage_events.parser import MalformedEvent, parse_events
+
+log = logging.getLogger(__name__)
+
+
+async def accept(queue: ArqRedis, settings: Settings, body: object) -> int:
+    """Enqueue a confirmation per created object; returns how many were enqueued.
+
+    Events for other buckets, prefixes or types are acknowledged and dropped: a storage server
+    with a persistent queue would otherwise retry them forever, blocking everything behind.
+    """
+    try:
+        events = parse_events(body, settings.s3_bucket, settings.s3_key_prefix)
+    except MalformedEvent as error:
+        raise MalformedBody(f"Not a bucket notification: {error}") from None
+    try:
+        for event in events:
+            await queue.enqueue_job(
+                CONFIRM_UPLOAD, event.key, _job_id=confirm_job_id(event.key, event.etag)
+            )
+    except REDIS_FAILURES as error:
+        log.error("queue unreachable; storage will retry", extra={"error": repr(error)})
+        raise QueueUnavailable() from None
+    if events:
+        log.info(
+            "storage events accepted",
+            extra={"object_keys": [event.key for event in events], "count": len(events)},
+        )
+    return len(events)
