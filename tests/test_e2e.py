@@ -1,5 +1,6 @@
 """`make run`'s entry point, started as a process and driven over HTTP as a new user would."""
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -9,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -26,10 +26,11 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def running_service(
-    tmp_path: Path, run_id: str, redis_url: str
+    tmp_path_factory: pytest.TempPathFactory, run_id: str, redis_url: str
 ) -> AsyncIterator[tuple[str, int, subprocess.Popen[bytes]]]:
+    tmp_path = tmp_path_factory.mktemp("e2e")
     port, s3_port = free_port(), free_port()
     database = f"filestore_e2e_{run_id}"
     base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
@@ -75,18 +76,54 @@ async def running_service(
         await admin.close()
 
 
+async def _account(http: httpx.AsyncClient, login: str) -> dict[str, str]:
+    registered = await http.post("/user/register", json={"login": login, "password": "pass1234"})
+    assert registered.status_code == 201
+    token = await http.post("/user/auth", data={"username": login, "password": "pass1234"})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+async def test_presigned_put_is_confirmed_through_the_storage_webhook(
+    running_service: tuple[str, int, subprocess.Popen[bytes]],
+) -> None:
+    """Presigned PUT → SeaweedFS → its filer webhook → the API → the arq worker → listed."""
+    base_url, _, _ = running_service
+    content = os.urandom(100_000)
+    async with httpx.AsyncClient(base_url=f"{base_url}/api/v1", timeout=30) as http:
+        headers = await _account(http, "direct")
+        pending = await http.post(
+            "/files/upload",
+            json={"path": "/in/", "name": "photo.jpg", "size": len(content)},
+            headers=headers,
+        )
+        assert pending.status_code == 201, pending.text
+        ticket = pending.json()["upload"]
+        async with httpx.AsyncClient() as plain:
+            sent = await plain.put(
+                ticket["url"], content=content, headers={"Content-Type": "image/jpeg"}
+            )
+        assert sent.status_code == 200, sent.text
+        deadline = time.monotonic() + 15
+        while True:
+            files = (await http.get("/files", headers=headers)).json()["files"]
+            if files:
+                break
+            assert time.monotonic() < deadline, "the upload was never confirmed"
+            await asyncio.sleep(0.05)
+    [file] = files
+    assert file["path"] == "/in/photo.jpg"
+    assert file["size"] == len(content)
+    assert file["content_type"] == "image/jpeg"
+    assert file["etag"] == hashlib.md5(content).hexdigest()
+
+
 async def test_make_run_serves_the_api_and_stops_cleanly(
     running_service: tuple[str, int, subprocess.Popen[bytes]],
 ) -> None:
     base_url, s3_port, process = running_service
     content = os.urandom(3 * 1024 * 1024)
     async with httpx.AsyncClient(base_url=f"{base_url}/api/v1", timeout=30) as http:
-        registered = await http.post(
-            "/user/register", json={"login": "e2e", "password": "pass1234"}
-        )
-        assert registered.status_code == 201
-        token = await http.post("/user/auth", data={"username": "e2e", "password": "pass1234"})
-        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        headers = await _account(http, "e2e")
         ping = await http.get("/files/ping", headers=headers)
         assert ping.status_code == 200, ping.text
         stored = await http.post(
