@@ -2,6 +2,7 @@ import asyncio
 import hashlib
 import os
 import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
@@ -385,3 +386,29 @@ async def test_unknown_id_is_404(client: httpx.AsyncClient, alice: Account) -> N
 async def test_login_names_the_account(client: httpx.AsyncClient) -> None:
     account = await make_account(client, "Ünïcödé_user")
     assert (await client.get("/files", headers=account.headers)).json()["account"] == "Ünïcödé_user"
+
+
+async def test_chunked_upload_without_content_length(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    boundary = "chunkedboundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="path"\r\n\r\n/chunked.bin\r\n',
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="c.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n",
+    ]
+
+    async def body() -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part.encode()
+        for _ in range(4):
+            yield b"x" * 1000
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = await client.post(
+        "/files/upload",
+        content=body(),
+        headers={**alice.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["size"] == 4000

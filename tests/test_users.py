@@ -5,6 +5,7 @@ import jwt
 import pytest
 
 from api.config import Settings
+from api.main import create_app
 from tests.conftest import make_account
 
 
@@ -140,3 +141,20 @@ async def test_bad_tokens_are_401(client: httpx.AsyncClient, settings: Settings)
         assert response.headers["www-authenticate"] == "Bearer"
         assert response.json()["error"] == "not_authenticated"
     assert (await client.get("/files", headers=account.headers)).status_code == 200
+
+
+async def test_failed_attempts_are_throttled_per_address(
+    settings: Settings, app: object, client: httpx.AsyncClient
+) -> None:
+    strict = create_app(settings.model_copy(update={"auth_max_failures_per_address": 3}))
+    async with strict.router.lifespan_context(strict):
+        transport = httpx.ASGITransport(app=strict, client=("203.0.113.9", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as http:
+            for login in ("a_one", "a_two", "a_three"):
+                response = await http.post("/user/auth", json={"login": login, "password": "x"})
+                assert response.status_code == 401
+            blocked = await http.post("/user/auth", json={"login": "a_four", "password": "x"})
+            assert blocked.status_code == 429
+            assert int(blocked.headers["retry-after"]) > 0
+    other_address = await client.post("/user/auth", json={"login": "a_four", "password": "x"})
+    assert other_address.status_code == 401

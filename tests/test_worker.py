@@ -1,0 +1,52 @@
+"""The worker's jobs against real services, including transient failures and retries."""
+
+import httpx
+import pytest
+from arq import Retry
+from fastapi import FastAPI
+
+from api.config import Settings
+from api.storage import open_storage
+from scripts.seaweed import free_port
+from tests.conftest import Account
+from worker.tasks import confirm_upload, delete_object
+
+
+async def test_storage_outage_is_retried_with_backoff(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, alice: Account
+) -> None:
+    ticket = (
+        await client.post("/files/upload", json={"path": "/r.txt"}, headers=alice.headers)
+    ).json()["upload"]
+    key = ticket["url"].split("?")[0].split(f"/{settings.s3_bucket}/", 1)[1]
+    dead = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    async with open_storage(dead) as storage:
+        ctx = {
+            "sessionmaker": app.state.sessionmaker,
+            "storage": storage,
+            "settings": dead,
+            "redis": app.state.redis,
+            "job_try": 3,
+        }
+        with pytest.raises(Retry) as retry:
+            await confirm_upload(ctx, key)
+        assert retry.value.defer_score == 2000  # 0.5 s doubled per try
+        with pytest.raises(Retry):
+            await delete_object(ctx, key)
+
+
+async def test_unknown_object_under_our_prefix_is_deleted(
+    app: FastAPI, settings: Settings, alice: Account, run_worker: object
+) -> None:
+    storage = app.state.storage
+    key = f"{settings.s3_key_prefix}/{alice.id}/not-an-upload"
+    await storage._client.put_object(Bucket=storage.bucket, Key=key, Body=b"orphan")
+    ctx = {
+        "sessionmaker": app.state.sessionmaker,
+        "storage": storage,
+        "settings": settings,
+        "redis": app.state.redis,
+    }
+    assert await confirm_upload(ctx, key) == "unknown"
+    await run_worker()  # type: ignore[operator]
+    assert await storage.head(key) is None
