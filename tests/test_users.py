@@ -141,6 +141,12 @@ async def test_bad_tokens_are_401(client: httpx.AsyncClient, settings: Settings)
         assert response.headers["www-authenticate"] == "Bearer"
         assert response.json()["error"] == "not_authenticated"
     assert (await client.get("/files", headers=account.headers)).status_code == 200
+    me = await client.get("/user/me", headers=account.headers)
+    assert me.json() == {
+        "id": str(account.id),
+        "login": account.login,
+        "created_at": me.json()["created_at"],
+    }
 
 
 async def test_failed_attempts_are_throttled_per_address(

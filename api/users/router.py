@@ -3,12 +3,13 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 
 from api.body import read_json, validate
-from api.deps import QueueDep, SessionDep, SettingsDep
+from api.deps import CurrentUser, QueueDep, SessionDep, SettingsDep
 from api.errors import (
     InvalidCredentials,
     LoginTaken,
     MalformedJson,
     TooManyAttempts,
+    Unauthorized,
     ValidationFailed,
     responses,
 )
@@ -74,3 +75,9 @@ async def auth(
     return await service.authenticate(
         session, AuthThrottle(redis, settings), settings, attempt, address
     )
+
+
+@router.get("/me", responses=responses(Unauthorized))
+async def me(user: CurrentUser) -> UserOut:
+    """The account the bearer token belongs to."""
+    return UserOut.model_validate(user)
