@@ -17,3 +17,7 @@ lint: sync
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+
+# The benchmark against the stack of `make run` (started if not running); QUICK=1 for a smoke run.
+bench: sync
+	QUICK=$(QUICK) $(RUN) python -m bench.run

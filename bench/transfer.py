@@ -1,0 +1,130 @@
+"""Bytes: proxied upload/download through the API against a direct presigned PUT/GET of the same
+file to the same S3 server, with the API process's peak RSS during each (sampled from /proc)."""
+
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SAMPLE_SECONDS = 0.02
+MIB = 1024 * 1024
+
+
+def api_pid(port: int) -> int:
+    """The uvicorn process serving api.main:app on ``port``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"api.main:app" in argv and str(port).encode() in argv:
+            return int(entry.name)
+    raise SystemExit(f"no uvicorn api.main:app process on port {port}")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class PeakSampler:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes(self.pid))
+            time.sleep(SAMPLE_SECONDS)
+
+    def __enter__(self) -> "PeakSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _curl(args: list[str], pid: int, size: int) -> dict[str, float]:
+    with PeakSampler(pid) as sampler:
+        started = time.perf_counter()
+        subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", *args], check=True)
+        elapsed = time.perf_counter() - started
+    return {
+        "mb_s": round(size / MIB / elapsed, 1),
+        "api_peak_rss_mib": round(sampler.peak / MIB, 1),
+    }
+
+
+def measure(api: str, token: str, pid: int, size: int, workdir: Path) -> dict[str, Any]:
+    auth = ["-H", f"Authorization: Bearer {token}"]
+    headers = {"Authorization": f"Bearer {token}"}
+    with tempfile.NamedTemporaryFile(dir=workdir) as blob:
+        chunk = bytes(range(256)) * 4096
+        for index in range(size // MIB):
+            blob.write(chunk[: MIB - 8] + index.to_bytes(8, "big"))
+        blob.flush()
+        idle = rss_bytes(pid)
+        proxied_up = _curl(
+            [
+                *auth,
+                "-F",
+                "path=/bench/bytes/",
+                "-F",
+                f"file=@{blob.name};filename=proxied.bin",
+                f"{api}/files/upload",
+            ],
+            pid,
+            size,
+        )
+        ticket = httpx.post(
+            f"{api}/files/upload",
+            json={"path": "/bench/bytes/direct.bin", "size": size},
+            headers=headers,
+        ).json()["upload"]
+        direct_up = _curl(
+            [
+                "-X",
+                "PUT",
+                "-H",
+                f"Content-Type: {ticket['headers']['Content-Type']}",
+                "-T",
+                blob.name,
+                ticket["url"],
+            ],
+            pid,
+            size,
+        )
+    httpx.post(f"{api}/files/uploads/{ticket['id']}/complete", headers=headers).raise_for_status()
+    proxied_down = _curl(
+        [*auth, f"{api}/files/download?path=/bench/bytes/proxied.bin&proxy=true"], pid, size
+    )
+    location = httpx.get(
+        f"{api}/files/download", params={"path": "/bench/bytes/proxied.bin"}, headers=headers
+    ).headers["location"]
+    direct_down = _curl([location], pid, size)
+    for path in ("/bench/bytes/proxied.bin", "/bench/bytes/direct.bin"):
+        httpx.delete(f"{api}/files", params={"path": path}, headers=headers)
+    return {
+        "size_mib": size // MIB,
+        "api_idle_rss_mib": round(idle / MIB, 1),
+        "upload": {
+            "proxied": proxied_up,
+            "direct": direct_up,
+            "ratio": round(proxied_up["mb_s"] / direct_up["mb_s"], 2),
+        },
+        "download": {
+            "proxied": proxied_down,
+            "direct": direct_down,
+            "ratio": round(proxied_down["mb_s"] / direct_down["mb_s"], 2),
+        },
+    }
