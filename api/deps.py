@@ -17,23 +17,26 @@ from api.storage import Storage
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/user/auth", auto_error=False)
 
+# The getters are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its
+# thread pool, a thread hop per dependency per request.
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
     storage: Storage = request.app.state.storage
     return storage
 
 
-def get_redis(request: Request) -> ArqRedis:
+async def get_redis(request: Request) -> ArqRedis:
     redis: ArqRedis = request.app.state.redis
     return redis
 
 
-def get_cache(request: Request) -> Cache:
+async def get_cache(request: Request) -> Cache:
     cache: Cache = request.app.state.cache
     return cache
 
