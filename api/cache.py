@@ -28,18 +28,25 @@ class Cache:
     def key(user_id: UUID, generation: int, name: str) -> str:
         return f"{CACHE_PREFIX}:{user_id}:{generation}:{name}"
 
-    async def get(self, key: str) -> Any | None:
+    async def get_raw(self, key: str) -> bytes | None:
         try:
-            raw = await self._redis.get(key)
+            raw: bytes | None = await self._redis.get(key)
         except REDIS_FAILURES as error:
             log.warning(
                 "cache read failed; serving from the database", extra={"error": repr(error)}
             )
             return None
+        return raw
+
+    async def set_raw(self, key: str, value: bytes) -> None:
+        try:
+            await self._redis.set(key, value, ex=self._ttl)
+        except REDIS_FAILURES as error:
+            log.warning("cache write failed", extra={"error": repr(error)})
+
+    async def get(self, key: str) -> Any | None:
+        raw = await self.get_raw(key)
         return None if raw is None else json.loads(raw)
 
     async def set(self, key: str, value: Any) -> None:
-        try:
-            await self._redis.set(key, json.dumps(value, separators=(",", ":")), ex=self._ttl)
-        except REDIS_FAILURES as error:
-            log.warning("cache write failed", extra={"error": repr(error)})
+        await self.set_raw(key, json.dumps(value, separators=(",", ":")).encode())

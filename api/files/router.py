@@ -65,7 +65,11 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-@router.get("", responses=responses(Unauthorized, InvalidPath, InvalidCursor, ValidationFailed))
+@router.get(
+    "",
+    response_model=FileList,
+    responses=responses(Unauthorized, InvalidPath, InvalidCursor, ValidationFailed),
+)
 async def list_files(
     user: CurrentUser,
     session: SessionDep,
@@ -73,10 +77,11 @@ async def list_files(
     path: Annotated[str | None, Query(description="Folder to list, e.g. /docs/")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=8192)] = None,
-) -> FileList:
+) -> Response:
     """The user's files ordered by path, a page at a time (pass ``next_cursor`` back)."""
     prefix = folder_prefix(path) if path else None
-    return await service.list_files(session, cache, user, prefix, cursor, limit)
+    page = await service.list_files(session, cache, user, prefix, cursor, limit)
+    return Response(page, media_type="application/json")
 
 
 @router.post(
@@ -222,7 +227,7 @@ async def download(
     disposition = service.content_disposition(record.name)
     use_proxy = settings.download_proxy_default if proxy is None else proxy
     if not use_proxy:
-        url = await storage.presign_get(record.object_key, disposition, record.content_type)
+        url = storage.presign_get(record.object_key, disposition, record.content_type)
         return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
 
     etag = record.etag or ""
