@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from api.config import Settings
 from api.errors import PayloadTooLarge
+from api.signer import SignedPost, SigV4Presigner
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -47,12 +48,6 @@ class ObjectStream:
     body: AsyncIterator[bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class PresignedPost:
-    url: str
-    fields: dict[str, str]
-
-
 def is_missing(error: ClientError) -> bool:
     return str(error.response.get("Error", {}).get("Code")) in MISSING_CODES
 
@@ -75,7 +70,7 @@ def _client_config(settings: Settings) -> AioConfig:
 
 
 class Storage:
-    def __init__(self, client: S3Client, signer: S3Client, settings: Settings) -> None:
+    def __init__(self, client: S3Client, signer: SigV4Presigner, settings: Settings) -> None:
         self._client = client
         self._signer = signer
         self._settings = settings
@@ -217,39 +212,34 @@ class Storage:
         status = response["ResponseMetadata"]["HTTPStatusCode"]
         return ObjectStream(info, status, response.get("ContentRange"), chunks())
 
-    async def presign_get(self, key: str, disposition: str, content_type: str | None) -> str:
-        params: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "ResponseContentDisposition": disposition,
-        }
+    def presign_get(self, key: str, disposition: str, content_type: str | None) -> str:
+        params = {"response-content-disposition": disposition}
         if content_type:
-            params["ResponseContentType"] = content_type
-        return await self._signer.generate_presigned_url(
-            "get_object", Params=params, ExpiresIn=self._settings.download_url_ttl_seconds
+            params["response-content-type"] = content_type
+        return self._signer.presign_url(
+            "GET", self.bucket, key, self._settings.download_url_ttl_seconds, params=params
         )
 
-    async def presign_put(
+    def presign_put(
         self, key: str, content_type: str, size: int | None, sha256_b64: str | None
     ) -> str:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": content_type}
+        headers = {"Content-Type": content_type}
         if size is not None:
-            params["ContentLength"] = size
+            headers["Content-Length"] = str(size)
         if sha256_b64 is not None:
-            params["ChecksumSHA256"] = sha256_b64
-        return await self._signer.generate_presigned_url(
-            "put_object", Params=params, ExpiresIn=self._settings.upload_url_ttl_seconds
+            headers["x-amz-checksum-sha256"] = sha256_b64
+        return self._signer.presign_url(
+            "PUT", self.bucket, key, self._settings.upload_url_ttl_seconds, headers=headers
         )
 
-    async def presign_post(self, key: str, content_type: str, max_size: int) -> PresignedPost:
-        post = await self._signer.generate_presigned_post(
+    def presign_post(self, key: str, content_type: str, max_size: int) -> SignedPost:
+        return self._signer.presign_post(
             self.bucket,
             key,
-            Fields={"Content-Type": content_type},
-            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_size]],
-            ExpiresIn=self._settings.upload_url_ttl_seconds,
+            self._settings.upload_url_ttl_seconds,
+            fields={"Content-Type": content_type},
+            conditions=[["content-length-range", 1, max_size]],
         )
-        return PresignedPost(url=post["url"], fields=dict(post["fields"]))
 
 
 @contextlib.asynccontextmanager
@@ -267,9 +257,11 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
             config=config,
         )
 
-    async with contextlib.AsyncExitStack() as stack:
-        client: S3Client = await stack.enter_async_context(client_for(settings.s3_endpoint_url))
-        signer = client
-        if settings.presign_endpoint_url != settings.s3_endpoint_url:
-            signer = await stack.enter_async_context(client_for(settings.presign_endpoint_url))
+    signer = SigV4Presigner(
+        settings.presign_endpoint_url,
+        settings.s3_region,
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+    )
+    async with client_for(settings.s3_endpoint_url) as client:
         yield Storage(client, signer, settings)

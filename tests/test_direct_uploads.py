@@ -139,7 +139,7 @@ async def test_storage_refuses_what_was_not_signed(
     assert b"EntityTooLarge" in oversize.content
     short = settings.model_copy(update={"upload_url_ttl_seconds": 1})
     expiring = Storage(storage._client, storage._signer, short)
-    url = await expiring.presign_put(f"uploads/{alice.id}/{uuid.uuid4()}", "text/plain", None, None)
+    url = expiring.presign_put(f"uploads/{alice.id}/{uuid.uuid4()}", "text/plain", None, None)
     await asyncio.sleep(2.2)
     async with httpx.AsyncClient() as plain:
         expired = await plain.put(url, content=b"late", headers={"Content-Type": "text/plain"})

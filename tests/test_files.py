@@ -282,7 +282,7 @@ async def test_expired_presigned_url_is_refused(
     short = settings.model_copy(update={"download_url_ttl_seconds": 1})
     async with open_storage(short) as storage, httpx.AsyncClient() as plain:
         key = (await _keys_for(client, alice))[0]
-        url = await storage.presign_get(key, "attachment", None)
+        url = storage.presign_get(key, "attachment", None)
         assert (await plain.get(url)).status_code == 200
         await asyncio.sleep(2.2)
         expired = await plain.get(url)
