@@ -12,7 +12,7 @@ from api.config import Settings
 from api.db import request_session
 from api.errors import Unauthorized
 from api.models import User
-from api.security import read_access_token
+from api.security import TokenReader
 from api.storage import Storage
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/user/auth", auto_error=False)
@@ -49,16 +49,15 @@ CacheDep = Annotated[Cache, Depends(get_cache)]
 
 
 async def current_user(
-    request: Request,
-    settings: SettingsDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> User:
     """The token's user, loaded in a short session of its own.
 
     Not the request session: a streaming upload must not hold a pooled connection while the
     bytes flow. The row also carries ``generation``, which keys the user's cache entries.
     """
-    user_id = read_access_token(token, settings) if token else None
+    tokens: TokenReader = request.app.state.tokens
+    user_id = tokens.read(token) if token else None
     if user_id is None:
         raise Unauthorized()
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker

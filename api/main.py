@@ -15,6 +15,7 @@ from api.health.router import liveness_router
 from api.health.router import router as health_router
 from api.logging import RequestContextMiddleware, configure_logging
 from api.redis import create_redis
+from api.security import TokenReader
 from api.storage import open_storage
 from api.storage_events.router import router as storage_events_router
 from api.users.router import router as users_router
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.redis = redis
             app.state.cache = Cache(redis, settings.cache_ttl_seconds)
             app.state.storage = storage
+            app.state.tokens = TokenReader(settings)
             log.info("api started", extra={"environment": settings.environment})
             try:
                 yield

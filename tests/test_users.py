@@ -1,4 +1,5 @@
 import time
+import uuid
 
 import httpx
 import jwt
@@ -6,6 +7,7 @@ import pytest
 
 from api.config import Settings
 from api.main import create_app
+from api.security import TokenReader
 from tests.conftest import make_account
 
 
@@ -164,3 +166,21 @@ async def test_failed_attempts_are_throttled_per_address(
             assert int(blocked.headers["retry-after"]) > 0
     other_address = await client.post("/user/auth", json={"login": "a_four", "password": "x"})
     assert other_address.status_code == 401
+
+
+def test_remembered_token_still_expires(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = TokenReader(settings, capacity=2)
+    user_id = uuid.uuid4()
+    now = time.time()
+    token = _forge(settings, {"sub": str(user_id), "exp": int(now) + 60})
+    assert reader.read(token) == user_id
+    assert reader.read(token) == user_id  # served from memory
+    monkeypatch.setattr("api.security.time.time", lambda: now + 61)
+    assert reader.read(token) is None
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert reader.read(tampered) is None
+    for _ in range(3):  # the capacity bounds memory
+        reader.read(_forge(settings, {"sub": str(uuid.uuid4()), "exp": int(now) + 600}))
+    assert len(reader._verified) <= 2
