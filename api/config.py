@@ -18,6 +18,10 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/filestore"
     database_pool_size: int = 10
+    # A ping on every pool checkout costs a round trip per checkout; without it, a connection
+    # broken by a database restart fails one request (503) and the pool is invalidated.
+    database_pool_pre_ping: bool = False
+    database_pool_recycle_seconds: int = 1800
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout_seconds: float = 0.5

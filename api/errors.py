@@ -237,4 +237,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Outages get handlers of their own: a handler for ``Exception`` answers, then re-raises.
+    for outage in (DBAPIError, BotoCoreError, ClientError, OSError, TimeoutError):
+        app.add_exception_handler(outage, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

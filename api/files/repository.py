@@ -38,18 +38,18 @@ class FileRepository:
         return (await self.session.execute(query)).scalars().all()
 
     async def get_or_create(self, path: str, name: str) -> File:
-        """The file row for ``path`` (created without content if new), locked for update."""
-        await self.session.execute(
-            insert(File)
-            .values(id=uuid.uuid4(), owner_id=self.owner_id, path=path, name=name)
-            .on_conflict_do_nothing(index_elements=[File.owner_id, File.path])
+        """The file row for ``path`` (created without content if new), locked for update.
+
+        One statement: ``ON CONFLICT DO UPDATE`` (a no-op update) returns and locks the
+        existing row, where ``DO NOTHING`` would need a second ``SELECT ... FOR UPDATE``.
+        """
+        statement = insert(File).values(
+            id=uuid.uuid4(), owner_id=self.owner_id, path=path, name=name
         )
-        query = (
-            select(File)
-            .where(File.owner_id == self.owner_id, File.path == path)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+        statement = statement.on_conflict_do_update(
+            index_elements=[File.owner_id, File.path], set_={"path": statement.excluded.path}
         )
+        query = statement.returning(File).execution_options(populate_existing=True)
         return (await self.session.execute(query)).scalar_one()
 
     async def lock(self, file_id: uuid.UUID) -> File | None:
