@@ -59,7 +59,7 @@ def _strip_etag(etag: str) -> str:
 def _client_config(settings: Settings) -> AioConfig:
     return AioConfig(
         signature_version="s3v4",
-        s3={"addressing_style": "path"},
+        s3={"addressing_style": "path", "payload_signing_enabled": settings.s3_sign_payload},
         connect_timeout=3,
         read_timeout=60,
         retries={"max_attempts": 3, "mode": "standard"},
@@ -144,7 +144,8 @@ class Storage:
                         upload_id = created["UploadId"]
                     if in_flight is not None:
                         await in_flight
-                    body = bytes(buffer[:part_size])
+                    with memoryview(buffer) as view:  # one copy, not a slice and a copy
+                        body = bytes(view[:part_size])
                     del buffer[:part_size]
                     in_flight = asyncio.create_task(send_part(next_part, body))
                     next_part += 1
