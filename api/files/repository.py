@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Executable, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,30 @@ from api.models import File, Upload, UploadStatus, User
 
 def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _upsert_file() -> Executable:
+    """Built once: constructing ``excluded`` costs more CPU than the round trip it saves.
+
+    ``ON CONFLICT DO UPDATE`` (a no-op update) returns and locks the existing row in one
+    statement, where ``DO NOTHING`` would need a second ``SELECT ... FOR UPDATE``.
+    """
+    statement = insert(File).values(
+        id=bindparam("id"),
+        owner_id=bindparam("owner_id"),
+        path=bindparam("path"),
+        name=bindparam("name"),
+    )
+    return (
+        statement.on_conflict_do_update(
+            index_elements=[File.owner_id, File.path], set_={"path": statement.excluded.path}
+        )
+        .returning(File)
+        .execution_options(populate_existing=True)
+    )
+
+
+_UPSERT_FILE = _upsert_file()
 
 
 class FileRepository:
@@ -38,19 +62,10 @@ class FileRepository:
         return (await self.session.execute(query)).scalars().all()
 
     async def get_or_create(self, path: str, name: str) -> File:
-        """The file row for ``path`` (created without content if new), locked for update.
-
-        One statement: ``ON CONFLICT DO UPDATE`` (a no-op update) returns and locks the
-        existing row, where ``DO NOTHING`` would need a second ``SELECT ... FOR UPDATE``.
-        """
-        statement = insert(File).values(
-            id=uuid.uuid4(), owner_id=self.owner_id, path=path, name=name
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[File.owner_id, File.path], set_={"path": statement.excluded.path}
-        )
-        query = statement.returning(File).execution_options(populate_existing=True)
-        return (await self.session.execute(query)).scalar_one()
+        """The file row for ``path`` (created without content if new), locked for update."""
+        values = {"id": uuid.uuid4(), "owner_id": self.owner_id, "path": path, "name": name}
+        file: File = (await self.session.execute(_UPSERT_FILE, values)).scalar_one()
+        return file
 
     async def lock(self, file_id: uuid.UUID) -> File | None:
         query = (
