@@ -2,7 +2,7 @@
 UV := $(shell ./scripts/ensure-uv.sh)
 RUN := $(UV) run --frozen
 
-.PHONY: run test lint sync bench
+.PHONY: run test lint sync bench bench-smoke
 
 sync:
 	$(UV) sync --frozen
@@ -21,3 +21,6 @@ lint: sync
 # The benchmark against the stack of `make run` (started if not running); QUICK=1 for a smoke run.
 bench: sync
 	QUICK=$(QUICK) $(RUN) python -m bench.run
+
+bench-smoke: sync
+	$(RUN) pytest -p no:cacheprovider -o testpaths=bench bench/test_smoke.py
