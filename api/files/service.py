@@ -240,6 +240,40 @@ async def confirm_upload(
     return Confirmation("confirmed", upload, file, replaced_key)
 
 
+async def _open_upload(
+    files: FileRepository,
+    storage: Storage,
+    settings: Settings,
+    path: str,
+    name: str,
+    *,
+    content_type: str,
+    expires_at: datetime,
+    declared_size: int | None = None,
+    sha256: str | None = None,
+) -> tuple[File, Upload, int]:
+    """Lock (or create) the file row and record a pending upload for it; returns the room
+    left in the quota, counting the bytes the upload would replace."""
+    file = await files.get_or_create(path, name)
+    room = settings.user_quota_bytes - await files.used_bytes() + (file.size or 0)
+    if room <= 0 or (declared_size is not None and declared_size > room):
+        raise QuotaExceeded()
+    upload_id = uuid.uuid4()
+    upload = await files.add_upload(
+        Upload(
+            id=upload_id,
+            file_id=file.id,
+            owner_id=files.owner_id,
+            object_key=storage.object_key(files.owner_id, upload_id),
+            declared_size=declared_size,
+            content_type=content_type,
+            sha256=sha256,
+            expires_at=expires_at,
+        )
+    )
+    return file, upload, room
+
+
 @dataclass(frozen=True, slots=True)
 class UploadContext:
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -288,29 +322,20 @@ async def upload_proxied(
     raw_path, part = await _read_up_to_file(events, query_path)
     path, name = file_path(raw_path, part.filename)
     content_type = part.content_type or guess_content_type(name)
-    upload_id = uuid.uuid4()
-    object_key = ctx.storage.object_key(user.id, upload_id)
     settings = ctx.settings
-
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.proxied_upload_timeout_seconds)
     async with ctx.sessionmaker() as session:
-        files = FileRepository(session, user.id)
-        file = await files.get_or_create(path, name)
-        room = settings.user_quota_bytes - await files.used_bytes() + (file.size or 0)
-        if room <= 0:
-            raise QuotaExceeded()
-        expires_at = datetime.now(UTC) + timedelta(seconds=settings.proxied_upload_timeout_seconds)
-        await files.add_upload(
-            Upload(
-                id=upload_id,
-                file_id=file.id,
-                owner_id=user.id,
-                object_key=object_key,
-                content_type=content_type,
-                expires_at=expires_at,
-            )
+        file, upload, room = await _open_upload(
+            FileRepository(session, user.id),
+            ctx.storage,
+            settings,
+            path,
+            name,
+            content_type=content_type,
+            expires_at=expires_at,
         )
         await session.commit()
-    file_id = file.id
+    file_id, upload_id, object_key = file.id, upload.id, upload.object_key
 
     limit = min(settings.max_upload_bytes, room)
     try:
@@ -360,26 +385,19 @@ async def issue_upload(
     content_type = intent.content_type or guess_content_type(name)
     if intent.size is not None and intent.size > settings.max_upload_bytes:
         raise PayloadTooLarge()
-    files = FileRepository(session, user.id)
-    file = await files.get_or_create(path, name)
-    room = settings.user_quota_bytes - await files.used_bytes() + (file.size or 0)
-    if room <= 0 or (intent.size is not None and intent.size > room):
-        raise QuotaExceeded()
-    upload_id = uuid.uuid4()
-    object_key = storage.object_key(user.id, upload_id)
     url_expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
-    await files.add_upload(
-        Upload(
-            id=upload_id,
-            file_id=file.id,
-            owner_id=user.id,
-            object_key=object_key,
-            declared_size=intent.size,
-            content_type=content_type,
-            sha256=intent.sha256,
-            expires_at=url_expires_at + timedelta(seconds=settings.upload_grace_seconds),
-        )
+    file, upload, room = await _open_upload(
+        FileRepository(session, user.id),
+        storage,
+        settings,
+        path,
+        name,
+        content_type=content_type,
+        expires_at=url_expires_at + timedelta(seconds=settings.upload_grace_seconds),
+        declared_size=intent.size,
+        sha256=intent.sha256,
     )
+    upload_id, object_key = upload.id, upload.object_key
     checksum = base64.b64encode(bytes.fromhex(intent.sha256)).decode() if intent.sha256 else None
     put_url = storage.presign_put(object_key, content_type, intent.size, checksum)
     max_size = intent.size or min(settings.max_upload_bytes, room)
