@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -241,3 +242,33 @@ def install_error_handlers(app: FastAPI) -> None:
     for outage in (DBAPIError, BotoCoreError, ClientError, OSError, TimeoutError):
         app.add_exception_handler(outage, _unexpected)
     app.add_exception_handler(Exception, _unexpected)
+
+
+def document_error_bodies(app: FastAPI) -> None:
+    """Make the OpenAPI document describe the 422 bodies this API really sends.
+
+    FastAPI declares its own ``HTTPValidationError`` (a list of details) for every 422; the
+    handler above answers ``{"error", "detail"}`` like every other error.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["ErrorBody"] = ErrorBody.model_json_schema()
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["content"] = {"application/json": {"schema": error_ref}}
+                    invalid["description"] = "Error codes: validation_error"
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from api.cache import Cache
 from api.config import Settings, get_settings
 from api.db import create_engine, create_sessionmaker
-from api.errors import install_error_handlers
+from api.errors import document_error_bodies, install_error_handlers
 from api.files.router import router as files_router
 from api.health.router import liveness_router
 from api.health.router import router as health_router
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True},
     )
     install_error_handlers(app)
+    document_error_bodies(app)
     app.add_middleware(RequestContextMiddleware)
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(users_router)
