@@ -9,10 +9,9 @@ import os
 import random
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -211,8 +210,11 @@ async def upload(
     )
 
 
+RunWorker = Callable[[], Awaitable[None]]
+
+
 @pytest.fixture
-async def run_worker(app: FastAPI, settings: Settings) -> Any:
+async def run_worker(app: FastAPI, settings: Settings) -> RunWorker:
     """Runs a real arq worker in burst mode over whatever is queued (jobs run for real)."""
 
     async def run() -> None:

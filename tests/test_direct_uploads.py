@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,10 @@ from api.main import create_app
 from api.models import File, Upload, User
 from api.storage import Storage
 from scripts.seaweed import free_port
-from tests.conftest import Account, upload
+from tests.conftest import Account, RunWorker, upload
 from worker.tasks import reconcile_uploads
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
-Worker = Callable[[], Awaitable[None]]
 
 
 async def intent(client: httpx.AsyncClient, account: Account, **body: Any) -> httpx.Response:
@@ -189,7 +187,7 @@ async def test_over_quota_object_is_rejected_and_deleted(
     app: FastAPI,
     settings: Settings,
     storage: Storage,
-    run_worker: Worker,
+    run_worker: RunWorker,
 ) -> None:
     ticket = (await intent(client, alice, path="/sneaky.bin")).json()["upload"]
     async with app.state.sessionmaker() as session:
@@ -208,7 +206,7 @@ async def test_over_quota_object_is_rejected_and_deleted(
 
 
 async def test_declared_size_is_enforced_at_confirmation(
-    client: httpx.AsyncClient, alice: Account, storage: Storage, run_worker: Worker
+    client: httpx.AsyncClient, alice: Account, storage: Storage, run_worker: RunWorker
 ) -> None:
     """A POST policy allows up to the declared size; a PUT could only be bigger if unsigned."""
     ticket = (await intent(client, alice, path="/d.bin", size=5)).json()["upload"]
@@ -323,7 +321,7 @@ async def test_webhook_is_503_when_the_queue_is_down(settings: Settings, app: Fa
 
 
 async def test_notification_to_worker_confirms(
-    client: httpx.AsyncClient, alice: Account, settings: Settings, run_worker: Worker
+    client: httpx.AsyncClient, alice: Account, settings: Settings, run_worker: RunWorker
 ) -> None:
     ticket = (await intent(client, alice, path="/hooked.txt")).json()["upload"]
     assert (await put(ticket, b"via the webhook")).status_code == 200
@@ -343,7 +341,7 @@ async def test_notification_to_worker_confirms(
 
 
 async def test_out_of_order_and_concurrent_uploads_to_one_path(
-    client: httpx.AsyncClient, alice: Account, app: FastAPI, storage: Storage, run_worker: Worker
+    client: httpx.AsyncClient, alice: Account, app: FastAPI, storage: Storage, run_worker: RunWorker
 ) -> None:
     first = (await intent(client, alice, path="/same.txt")).json()["upload"]
     second = (await intent(client, alice, path="/same.txt")).json()["upload"]
@@ -419,7 +417,7 @@ async def test_reconcile_recovers_a_missed_notification(
     app: FastAPI,
     settings: Settings,
     storage: Storage,
-    run_worker: Worker,
+    run_worker: RunWorker,
 ) -> None:
     ticket = (await intent(client, alice, path="/missed.txt")).json()["upload"]
     await put(ticket, b"no notification came")

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from api.config import Settings
 from api.models import File, Upload, User
 from api.storage import Storage, open_storage
-from tests.conftest import Account, make_account, upload
+from tests.conftest import Account, RunWorker, make_account, upload
 
 
 async def _object_keys(app: FastAPI) -> list[str | None]:
@@ -65,7 +65,7 @@ async def test_path_as_query_parameter(client: httpx.AsyncClient, alice: Account
 
 
 async def test_overwrite_keeps_id_and_deletes_replaced_object(
-    client: httpx.AsyncClient, alice: Account, app: FastAPI, storage: Storage, run_worker: object
+    client: httpx.AsyncClient, alice: Account, app: FastAPI, storage: Storage, run_worker: RunWorker
 ) -> None:
     first = (await upload(client, alice, "/a.txt", b"version one")).json()
     [old_key] = await _object_keys(app)
@@ -76,7 +76,7 @@ async def test_overwrite_keeps_id_and_deletes_replaced_object(
     [new_key] = await _object_keys(app)
     assert new_key is not None
     assert new_key != old_key
-    await run_worker()  # type: ignore[operator]
+    await run_worker()
     assert await storage.head(old_key) is None
     assert await storage.head(new_key) is not None
     listing = (await client.get("/files", headers=alice.headers)).json()["files"]
@@ -342,7 +342,7 @@ async def test_proxy_download_range_and_conditionals(
 
 
 async def test_delete_by_path_and_id(
-    client: httpx.AsyncClient, alice: Account, app: FastAPI, storage: Storage, run_worker: object
+    client: httpx.AsyncClient, alice: Account, app: FastAPI, storage: Storage, run_worker: RunWorker
 ) -> None:
     one = (await upload(client, alice, "/one", b"1")).json()
     await upload(client, alice, "/two", b"22")
@@ -357,7 +357,7 @@ async def test_delete_by_path_and_id(
         await client.delete("/files", params={"path": "/two"}, headers=alice.headers)
     ).status_code == 404
     assert (await client.get("/files", headers=alice.headers)).json()["files"] == []
-    await run_worker()  # type: ignore[operator]
+    await run_worker()
     for key in keys:
         assert key is not None
         assert await storage.head(key) is None

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from api.config import Settings
 from api.storage import open_storage
 from scripts.seaweed import free_port
-from tests.conftest import Account
+from tests.conftest import Account, RunWorker
 from worker.tasks import confirm_upload, delete_object
 
 
@@ -36,7 +36,7 @@ async def test_storage_outage_is_retried_with_backoff(
 
 
 async def test_unknown_object_under_our_prefix_is_deleted(
-    app: FastAPI, settings: Settings, alice: Account, run_worker: object
+    app: FastAPI, settings: Settings, alice: Account, run_worker: RunWorker
 ) -> None:
     storage = app.state.storage
     key = f"{settings.s3_key_prefix}/{alice.id}/not-an-upload"
@@ -48,5 +48,5 @@ async def test_unknown_object_under_our_prefix_is_deleted(
         "redis": app.state.redis,
     }
     assert await confirm_upload(ctx, key) == "unknown"
-    await run_worker()  # type: ignore[operator]
+    await run_worker()
     assert await storage.head(key) is None

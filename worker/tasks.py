@@ -6,7 +6,6 @@ from typing import Any
 from arq import Retry
 from botocore.exceptions import BotoCoreError, ClientError
 from redis.exceptions import RedisError
-from sqlalchemy import and_, delete, exists, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,7 +14,6 @@ from api.db import run_after_commit
 from api.files import service
 from api.files.repository import UploadRepository
 from api.jobs import CONFIRM_UPLOAD, confirm_job_id, schedule_delete
-from api.models import File, Upload, UploadStatus
 from api.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -85,16 +83,9 @@ async def reconcile_uploads(ctx: Context) -> dict[str, int]:
     sessionmaker, storage, settings = _deps(ctx)
     counts = {"confirm_queued": 0, "expired": 0, "files_removed": 0}
     async with sessionmaker() as session:
-        repository = UploadRepository(session)
-        now = await repository.now()
-        pending = (
-            await session.execute(
-                select(Upload.object_key, Upload.expires_at)
-                .where(Upload.status == UploadStatus.pending)
-                .order_by(Upload.created_at)
-                .limit(settings.reconcile_batch_size)
-            )
-        ).all()
+        uploads = UploadRepository(session)
+        now = await uploads.now()
+        pending = await uploads.pending(settings.reconcile_batch_size)
     expired: list[str] = []
     for object_key, expires_at in pending:
         if await storage.head(object_key) is not None:
@@ -105,20 +96,10 @@ async def reconcile_uploads(ctx: Context) -> dict[str, int]:
         elif expires_at < now:
             expired.append(object_key)
     async with sessionmaker() as session:
+        uploads = UploadRepository(session)
         if expired:
-            result = await session.execute(
-                update(Upload)
-                .where(Upload.object_key.in_(expired), Upload.status == UploadStatus.pending)
-                .values(status=UploadStatus.expired, reason="never uploaded", completed_at=now)
-            )
-            counts["expired"] = result.rowcount  # type: ignore[attr-defined]
-        pending_for_file = exists().where(
-            and_(Upload.file_id == File.id, Upload.status == UploadStatus.pending)
-        )
-        removed = await session.execute(
-            delete(File).where(File.object_key.is_(None), ~pending_for_file)
-        )
-        counts["files_removed"] = removed.rowcount  # type: ignore[attr-defined]
+            counts["expired"] = await uploads.expire(expired, now)
+        counts["files_removed"] = await uploads.remove_contentless_files()
         await session.commit()
     log.info("reconcile ran", extra=counts)
     return counts

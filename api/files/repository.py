@@ -130,14 +130,35 @@ class UploadRepository:
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def pending_keys(self, created_before: datetime, limit: int) -> Sequence[str]:
+    async def pending(self, limit: int) -> Sequence[tuple[str, datetime]]:
+        """Pending uploads' keys and expiry, soonest expiry first (the partial index)."""
         query = (
-            select(Upload.object_key)
-            .where(Upload.status == UploadStatus.pending, Upload.created_at < created_before)
-            .order_by(Upload.created_at)
+            select(Upload.object_key, Upload.expires_at)
+            .where(Upload.status == UploadStatus.pending)
+            .order_by(Upload.expires_at)
             .limit(limit)
         )
-        return (await self.session.execute(query)).scalars().all()
+        return [(key, expires_at) for key, expires_at in (await self.session.execute(query))]
+
+    async def expire(self, object_keys: Sequence[str], now: datetime) -> int:
+        statement = (
+            update(Upload)
+            .where(Upload.object_key.in_(object_keys), Upload.status == UploadStatus.pending)
+            .values(status=UploadStatus.expired, reason="never uploaded", completed_at=now)
+        )
+        result = await self.session.execute(statement)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def remove_contentless_files(self) -> int:
+        """File rows that never got content and have no upload pending any more."""
+        pending = select(Upload.id).where(
+            Upload.file_id == File.id, Upload.status == UploadStatus.pending
+        )
+        result = await self.session.execute(
+            delete(File).where(File.object_key.is_(None), ~pending.exists())
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def now(self) -> datetime:
-        return (await self.session.execute(select(func.now()))).scalar_one()
+        moment: datetime = (await self.session.execute(select(func.now()))).scalar_one()
+        return moment

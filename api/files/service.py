@@ -14,7 +14,6 @@ from typing import Literal
 from urllib.parse import quote
 
 from arq.connections import ArqRedis
-from sqlalchemy import delete as sql_delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.cache import Cache
@@ -365,7 +364,7 @@ async def _discard(
         await ctx.storage.delete(object_key)
         async with ctx.sessionmaker() as session:
             files = FileRepository(session, user.id)
-            await session.execute(sql_delete(Upload).where(Upload.id == upload_id))
+            await files.delete_upload(upload_id)
             await files.delete_if_empty(file_id)
             await session.commit()
         log.info("proxied upload discarded", extra={"upload_id": str(upload_id)})
