@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,12 @@ def _backend_down(exc: Exception) -> tuple[str, str] | None:
     return None
 
 
+async def _client_gone(request: Request, _: Exception) -> JSONResponse:
+    """The client hung up mid-body; whatever it started has been cleaned up by then."""
+    log.info("client disconnected", extra={"path": request.url.path})
+    return JSONResponse(_body("client_disconnected", "The request body was cut short."), 400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     down = _backend_down(exc)
     if down is not None:
@@ -238,6 +245,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     # Outages get handlers of their own: a handler for ``Exception`` answers, then re-raises.
     for outage in (DBAPIError, BotoCoreError, ClientError, OSError, TimeoutError):
         app.add_exception_handler(outage, _unexpected)

@@ -412,3 +412,58 @@ async def test_chunked_upload_without_content_length(
     )
     assert response.status_code == 201, response.text
     assert response.json()["size"] == 4000
+
+
+async def test_client_disconnect_mid_upload_leaves_nothing(
+    app: FastAPI, alice: Account, storage: Storage, settings: Settings
+) -> None:
+    """The client hangs up after 12 MiB of a multipart upload (past the multipart threshold)."""
+    boundary = "cutboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="path"\r\n\r\n/cut.bin\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="cut.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    chunk = os.urandom(1024 * 1024)
+    messages = [head, *[chunk] * 12]
+    assert 12 * len(chunk) > settings.s3_multipart_threshold_bytes
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        if messages:
+            return {"type": "http.request", "body": messages.pop(0), "more_body": True}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/files/upload",
+        "raw_path": b"/api/v1/files/upload",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"test"),
+            (b"authorization", alice.headers["Authorization"].encode()),
+            (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+            (b"content-length", str(64 * 1024 * 1024).encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("test", 80),
+        "state": {},
+    }
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    assert sent[0]["status"] == 400
+    assert await _count(app, File) == 0
+    assert await _count(app, Upload) == 0
+    listed = await storage._client.list_objects_v2(
+        Bucket=storage.bucket, Prefix=f"uploads/{alice.id}"
+    )
+    assert listed.get("KeyCount", 0) == 0
+    uploads = await storage._client.list_multipart_uploads(Bucket=storage.bucket)
+    assert not uploads.get("Uploads")
