@@ -97,6 +97,7 @@ async def list_files(
         LengthRequired,
         PayloadTooLarge,
         QuotaExceeded,
+        UploadClosed,
         ValidationFailed,
     ),
     openapi_extra=_UPLOAD_BODY,

@@ -26,6 +26,7 @@ from api.errors import (
     MissingPart,
     PayloadTooLarge,
     QuotaExceeded,
+    UploadClosed,
     UploadNotFound,
     ValidationFailed,
 )
@@ -352,7 +353,10 @@ async def upload_proxied(
         await session.commit()
         await run_after_commit(session)
     if result.outcome == "rejected":
-        raise QuotaExceeded(result.upload.reason if result.upload else None)
+        reason = result.upload.reason if result.upload else None
+        # Streaming enforced the size limit; what is left is the quota (a concurrent upload
+        # took the room) or the file being deleted meanwhile.
+        raise QuotaExceeded(reason) if result.file is not None else UploadClosed(reason)
     assert result.file is not None and result.file.object_key is not None
     return result.file
 
