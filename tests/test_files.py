@@ -437,26 +437,12 @@ async def test_client_disconnect_mid_upload_leaves_nothing(
     async def send(message: dict[str, object]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/v1/files/upload",
-        "raw_path": b"/api/v1/files/upload",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"test"),
-            (b"authorization", alice.headers["Authorization"].encode()),
-            (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
-            (b"content-length", str(64 * 1024 * 1024).encode()),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("test", 80),
-        "state": {},
-    }
+    headers = [
+        (b"authorization", alice.headers["Authorization"].encode()),
+        (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+        (b"content-length", str(64 * 1024 * 1024).encode()),
+    ]
+    scope = _upload_scope(headers)
     await app(scope, receive, send)  # type: ignore[arg-type]
     assert sent[0]["status"] == 400
     assert await _count(app, File) == 0
@@ -467,3 +453,40 @@ async def test_client_disconnect_mid_upload_leaves_nothing(
     assert listed.get("KeyCount", 0) == 0
     uploads = await storage._client.list_multipart_uploads(Bucket=storage.bucket)
     assert not uploads.get("Uploads")
+
+
+def _upload_scope(headers: list[tuple[bytes, bytes]]) -> dict[str, object]:
+    """An ASGI scope for POST /files/upload with exactly these headers (and a host)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/files/upload",
+        "raw_path": b"/api/v1/files/upload",
+        "query_string": b"path=/x.bin",
+        "root_path": "",
+        "headers": [(b"host", b"test"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("test", 80),
+        "state": {},
+    }
+
+
+async def test_body_without_length_or_chunking_is_411(app: FastAPI, alice: Account) -> None:
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"authorization", alice.headers["Authorization"].encode()),
+        (b"content-type", b"multipart/form-data; boundary=x"),
+    ]
+    await app(_upload_scope(headers), receive, send)  # type: ignore[arg-type]
+    assert sent[0]["status"] == 411
+    assert b"length_required" in sent[1]["body"]  # type: ignore[operator]
