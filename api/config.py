@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     webhook_token: SecretStr = SecretStr(DEV_WEBHOOK_TOKEN)
 
     max_upload_bytes: int = 5 * 1024 * 1024 * 1024
+    # Every body but a multipart upload is a small JSON or form document.
+    max_request_body_bytes: int = 1024 * 1024
     user_quota_bytes: int = 50 * 1024 * 1024 * 1024
     upload_url_ttl_seconds: int = 900
     download_url_ttl_seconds: int = 300

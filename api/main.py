@@ -13,6 +13,7 @@ from api.errors import document_error_bodies, install_error_handlers
 from api.files.router import router as files_router
 from api.health.router import liveness_router
 from api.health.router import router as health_router
+from api.limits import BodyLimitMiddleware
 from api.logging import RequestContextMiddleware, configure_logging
 from api.redis import create_redis
 from api.security import TokenReader
@@ -58,6 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     document_error_bodies(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_request_body_bytes,
+        streaming_paths=frozenset({f"{API_PREFIX}/files/upload"}),
+    )
     app.add_middleware(RequestContextMiddleware)
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(users_router)

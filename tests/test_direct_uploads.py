@@ -475,3 +475,11 @@ async def test_presigned_urls_use_the_public_endpoint(
                 "/files/download", params={"path": "/pub2.txt"}, headers=alice.headers
             )
             assert redirect.headers["location"].startswith(public)
+
+
+async def test_oversized_intent_body_is_413(
+    client: httpx.AsyncClient, alice: Account, settings: Settings
+) -> None:
+    body = {"path": "/x", "name": "n" * settings.max_request_body_bytes}
+    response = await client.post("/files/upload", json=body, headers=alice.headers)
+    assert response.status_code == 413

@@ -1,5 +1,6 @@
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import jwt
@@ -184,3 +185,31 @@ def test_remembered_token_still_expires(
     for _ in range(3):  # the capacity bounds memory
         reader.read(_forge(settings, {"sub": str(uuid.uuid4()), "exp": int(now) + 600}))
     assert len(reader._verified) <= 2
+
+
+async def test_oversized_bodies_are_413(client: httpx.AsyncClient, settings: Settings) -> None:
+    huge = {"login": "x" * settings.max_request_body_bytes, "password": "12345678"}
+    for url in ("/user/register", "/user/auth"):
+        response = await client.post(url, json=huge)
+        assert response.status_code == 413, url
+        assert response.json()["error"] == "payload_too_large"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+        yield b'{"login": "'
+        for _ in range(settings.max_request_body_bytes // 65536 + 1):
+            yield b"x" * 65536
+        yield b'", "password": "12345678"}'
+
+    streamed = await client.post(
+        "/user/auth", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    webhook = await client.post(
+        "/storage/events",
+        content=chunks(),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {settings.webhook_token.get_secret_value()}",
+        },
+    )
+    assert webhook.status_code == 413

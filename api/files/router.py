@@ -121,7 +121,7 @@ async def upload(
     """
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
-        intent = await _read_json(request, UploadIntentIn)
+        intent = await _read_json(request, UploadIntentIn, settings.max_request_body_bytes)
         return await service.issue_upload(session, storage, settings, user, intent)
     boundary = boundary_of(content_type)
     if boundary is None:

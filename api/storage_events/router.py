@@ -29,5 +29,6 @@ async def storage_events(
     expected = f"Bearer {settings.webhook_token.get_secret_value()}".encode()
     if not hmac.compare_digest((authorization or "").encode(), expected):
         raise Unauthorized("Missing or wrong webhook token.")
-    await service.accept(queue, settings, await read_json_value(request))
+    body = await read_json_value(request, settings.max_request_body_bytes)
+    await service.accept(queue, settings, body)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

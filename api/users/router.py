@@ -53,12 +53,12 @@ async def register(credentials: Credentials, session: SessionDep) -> UserOut:
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-async def _read_attempt(request: Request) -> LoginAttempt:
+async def _read_attempt(request: Request, limit: int) -> LoginAttempt:
     if request.headers.get("content-type", "").startswith(FORM_TYPES):
         form = await request.form()
         data = {"login": form.get("username", ""), "password": form.get("password", "")}
         return validate(LoginAttempt, {key: str(value) for key, value in data.items()})
-    return await read_json(request, LoginAttempt)
+    return await read_json(request, LoginAttempt, limit)
 
 
 @router.post(
@@ -70,7 +70,7 @@ async def auth(
     request: Request, session: SessionDep, settings: SettingsDep, redis: QueueDep
 ) -> TokenOut:
     """Exchange a login and password for a bearer token (JSON, or the OAuth2 password form)."""
-    attempt = await _read_attempt(request)
+    attempt = await _read_attempt(request, settings.max_request_body_bytes)
     address = request.client.host if request.client else "unknown"
     return await service.authenticate(
         session, AuthThrottle(redis, settings), settings, attempt, address
