@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Executable, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from api.models import File, Upload, UploadStatus, User
 
@@ -16,22 +17,30 @@ def _like_prefix(prefix: str) -> str:
 
 
 def _upsert_file() -> Executable:
-    """Built once: constructing ``excluded`` costs more CPU than the round trip it saves.
+    """The file row for a path, created if new, locked, with its owner's ``used_bytes``.
 
-    ``ON CONFLICT DO UPDATE`` (a no-op update) returns and locks the existing row in one
-    statement, where ``DO NOTHING`` would need a second ``SELECT ... FOR UPDATE``.
+    One statement, built once (constructing ``excluded`` per call cost more CPU than a round
+    trip). ``ON CONFLICT DO UPDATE`` (a no-op update) returns and locks an existing row, where
+    ``DO NOTHING`` would need a second ``SELECT ... FOR UPDATE``; the row comes from the CTE's
+    ``RETURNING``, since the statement's snapshot cannot see a row it inserts.
     """
-    statement = insert(File).values(
+    insert_file = insert(File).values(
         id=bindparam("id"),
         owner_id=bindparam("owner_id"),
         path=bindparam("path"),
         name=bindparam("name"),
     )
-    return (
-        statement.on_conflict_do_update(
-            index_elements=[File.owner_id, File.path], set_={"path": statement.excluded.path}
+    upserted = (
+        insert_file.on_conflict_do_update(
+            index_elements=[File.owner_id, File.path], set_={"path": insert_file.excluded.path}
         )
-        .returning(File)
+        .returning(*File.__table__.columns)
+        .cte("upserted")
+    )
+    file = aliased(File, upserted)
+    return (
+        select(file, User.used_bytes)
+        .join(User, User.id == file.owner_id)
         .execution_options(populate_existing=True)
     )
 
@@ -61,11 +70,12 @@ class FileRepository:
         query = query.order_by(File.path).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
-    async def get_or_create(self, path: str, name: str) -> File:
-        """The file row for ``path`` (created without content if new), locked for update."""
+    async def get_or_create(self, path: str, name: str) -> tuple[File, int]:
+        """The file row for ``path`` (created without content if new), locked for update,
+        and the owner's used bytes."""
         values = {"id": uuid.uuid4(), "owner_id": self.owner_id, "path": path, "name": name}
-        file: File = (await self.session.execute(_UPSERT_FILE, values)).scalar_one()
-        return file
+        file, used_bytes = (await self.session.execute(_UPSERT_FILE, values)).one()
+        return file, int(used_bytes)
 
     async def lock(self, file_id: uuid.UUID) -> File | None:
         query = (

@@ -254,8 +254,8 @@ async def _open_upload(
 ) -> tuple[File, Upload, int]:
     """Lock (or create) the file row and record a pending upload for it; returns the room
     left in the quota, counting the bytes the upload would replace."""
-    file = await files.get_or_create(path, name)
-    room = settings.user_quota_bytes - await files.used_bytes() + (file.size or 0)
+    file, used_bytes = await files.get_or_create(path, name)
+    room = settings.user_quota_bytes - used_bytes + (file.size or 0)
     if room <= 0 or (declared_size is not None and declared_size > room):
         raise QuotaExceeded()
     upload_id = uuid.uuid4()
