@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from api.config import Settings
-from api.files.service import confirm_upload
+from api.files.confirmation import confirm_upload
 from api.main import create_app
 from api.models import File, Upload, User
 from api.storage import Storage

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.config import Settings
 from api.db import run_after_commit
-from api.files import service
+from api.files import confirmation
 from api.files.repository import UploadRepository
 from api.jobs import CONFIRM_UPLOAD, confirm_job_id, schedule_delete
 from api.storage import Storage
@@ -42,11 +42,11 @@ def _deps(ctx: Context) -> tuple[async_sessionmaker[AsyncSession], Storage, Sett
 
 
 async def confirm_upload(ctx: Context, object_key: str) -> str:
-    """Confirm the upload whose object landed at ``object_key`` (see ``service.confirm_upload``)."""
+    """Confirm the upload whose object landed at ``object_key`` (``confirmation.py``)."""
     sessionmaker, storage, settings = _deps(ctx)
     try:
         async with sessionmaker() as session:
-            result = await service.confirm_upload(
+            result = await confirmation.confirm_upload(
                 session, storage, ctx["redis"], settings, object_key
             )
             await session.commit()
