@@ -65,8 +65,16 @@ def start_seaweed(settings: Settings) -> SeaweedServer:
 
 
 def spawn(command: list[str]) -> subprocess.Popen[bytes]:
-    # preexec_fn only makes one prctl call, bound before the fork.
-    return subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), preexec_fn=die_with_parent)  # noqa: PLW1509
+    # A session of its own: Ctrl-C reaches only this runner, which stops each child once and in
+    # order (a second SIGINT makes uvicorn abandon its graceful shutdown). preexec_fn only makes
+    # one prctl call, bound before the fork, so the child still dies with this runner.
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=os.environ.copy(),
+        start_new_session=True,
+        preexec_fn=die_with_parent,  # noqa: PLW1509
+    )
 
 
 def main() -> int:

@@ -141,6 +141,7 @@ class SeaweedServer:
             cwd=self.workdir,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped by its owner, after the API and worker
             preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, bound before fork
         )
         self._wait_ready()
