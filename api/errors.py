@@ -33,10 +33,6 @@ class AppError(Exception):
         super().__init__(self.detail)
 
 
-class BadRequest(AppError):
-    pass
-
-
 class InvalidPath(AppError):
     code = "invalid_path"
     default_detail = "The path is not valid."

@@ -11,7 +11,6 @@ log = logging.getLogger(__name__)
 
 CONFIRM_UPLOAD = "confirm_upload"
 DELETE_OBJECT = "delete_object"
-RECONCILE_UPLOADS = "reconcile_uploads"
 
 
 def confirm_job_id(object_key: str, etag: str | None) -> str:

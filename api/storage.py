@@ -43,7 +43,6 @@ class ObjectInfo:
 @dataclass(frozen=True, slots=True)
 class ObjectStream:
     info: ObjectInfo
-    status: int
     content_range: str | None
     body: AsyncIterator[bytes]
 
@@ -210,8 +209,7 @@ class Storage:
             content_type=response.get("ContentType"),
             last_modified=response.get("LastModified"),
         )
-        status = response["ResponseMetadata"]["HTTPStatusCode"]
-        return ObjectStream(info, status, response.get("ContentRange"), chunks())
+        return ObjectStream(info, response.get("ContentRange"), chunks())
 
     def presign_get(self, key: str, disposition: str, content_type: str | None) -> str:
         params = {"response-content-disposition": disposition}

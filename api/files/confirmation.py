@@ -84,7 +84,7 @@ async def confirm_upload(
         upload.completed_at = datetime.now(UTC)
         after_commit(session, lambda: remove(object_key, "its file was deleted"))
         return Confirmation("rejected", upload)
-    used = await files.used_bytes(lock=True)
+    used = await files.lock_used_bytes()
     now = datetime.now(UTC)
     ids = {"upload_id": str(upload.id), "file_id": str(file.id), "object_key": object_key}
 

@@ -47,6 +47,13 @@ def _upsert_file() -> Executable:
 
 _UPSERT_FILE = _upsert_file()
 
+# A file row without content and with no upload pending for it: nothing will ever fill it.
+_CONTENTLESS = File.object_key.is_(None) & ~(
+    select(Upload.id)
+    .where(Upload.file_id == File.id, Upload.status == UploadStatus.pending)
+    .exists()
+)
+
 
 class FileRepository:
     def __init__(self, session: AsyncSession, owner_id: uuid.UUID) -> None:
@@ -91,12 +98,7 @@ class FileRepository:
 
     async def delete_if_empty(self, file_id: uuid.UUID) -> None:
         """Remove a content-less file row once no upload is pending for it."""
-        pending = select(Upload.id).where(
-            Upload.file_id == file_id, Upload.status == UploadStatus.pending
-        )
-        await self.session.execute(
-            delete(File).where(File.id == file_id, File.object_key.is_(None), ~pending.exists())
-        )
+        await self.session.execute(delete(File).where(File.id == file_id, _CONTENTLESS))
 
     async def add_upload(self, upload: Upload) -> Upload:
         self.session.add(upload)
@@ -118,10 +120,8 @@ class FileRepository:
             .values(generation=User.generation + 1, used_bytes=User.used_bytes + size_delta)
         )
 
-    async def used_bytes(self, *, lock: bool = False) -> int:
-        query = select(User.used_bytes).where(User.id == self.owner_id)
-        if lock:
-            query = query.with_for_update()
+    async def lock_used_bytes(self) -> int:
+        query = select(User.used_bytes).where(User.id == self.owner_id).with_for_update()
         return int((await self.session.execute(query)).scalar_one())
 
 
@@ -161,12 +161,7 @@ class UploadRepository:
 
     async def remove_contentless_files(self) -> int:
         """File rows that never got content and have no upload pending any more."""
-        pending = select(Upload.id).where(
-            Upload.file_id == File.id, Upload.status == UploadStatus.pending
-        )
-        result = await self.session.execute(
-            delete(File).where(File.object_key.is_(None), ~pending.exists())
-        )
+        result = await self.session.execute(delete(File).where(_CONTENTLESS))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def now(self) -> datetime:
