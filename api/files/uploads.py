@@ -16,6 +16,7 @@ from api.db import run_after_commit
 from api.errors import (
     EmptyFile,
     InvalidPath,
+    MalformedBody,
     MissingPart,
     PayloadTooLarge,
     QuotaExceeded,
@@ -86,11 +87,18 @@ class UploadContext:
 
 
 async def _file_bytes(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+    """The file part's bytes, then the rest of the body, read and checked before the stream
+    ends: a body cut short or carrying a second file fails the upload before it is stored."""
     async for event in events:
         if isinstance(event, PartEnd):
-            return
+            break
         if isinstance(event, bytes):
             yield event
+    else:
+        raise MalformedBody("The body ends inside the file part.")
+    async for event in events:
+        if isinstance(event, FilePart):
+            raise MalformedBody("Send exactly one file part.")
 
 
 async def _read_up_to_file(
