@@ -1,4 +1,9 @@
-"""Failed-login throttling in Redis: fixed windows per login and per client address."""
+"""Login throttling in Redis: fixed windows per login and per client address.
+
+Every attempt is counted before its password is checked, and counted and judged in one atomic
+Redis step, so concurrent attempts cannot all slip under the limit. A successful login takes
+its attempt back (and clears the login's counter): only failures add up.
+"""
 
 import logging
 
@@ -10,15 +15,39 @@ from api.errors import TooManyAttempts
 
 log = logging.getLogger(__name__)
 
+# KEYS: the login's and the address's counters; ARGV[1]: the window in seconds.
+# Returns each counter's value and its TTL, in KEYS order.
+_ATTEMPT = """
+local result = {}
+for _, key in ipairs(KEYS) do
+    local count = redis.call('INCR', key)
+    redis.call('EXPIRE', key, ARGV[1], 'NX')
+    table.insert(result, count)
+    table.insert(result, redis.call('TTL', key))
+end
+return result
+"""
+
+# KEYS: the login's and the address's counters. Only decrements a live counter: a DECR on a
+# counter that has just expired would leave a negative one with no expiry.
+_SUCCEEDED = """
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('DECR', KEYS[2])
+end
+return 0
+"""
+
 
 class AuthThrottle:
     def __init__(self, redis: Redis, settings: Settings) -> None:
-        self._redis = redis
         self._window = settings.auth_failure_window_seconds
         self._limits = {
             "login": settings.auth_max_failures_per_login,
             "addr": settings.auth_max_failures_per_address,
         }
+        self._attempt = redis.register_script(_ATTEMPT)
+        self._succeeded = redis.register_script(_SUCCEEDED)
 
     def _keys(self, login: str, address: str) -> dict[str, str]:
         return {
@@ -26,36 +55,29 @@ class AuthThrottle:
             "addr": f"fs:authfail:addr:{address}",
         }
 
-    async def check(self, login: str, address: str) -> None:
-        """Raise ``TooManyAttempts`` while either counter is at its limit."""
+    async def attempt(self, login: str, address: str) -> None:
+        """Count an attempt; raise ``TooManyAttempts`` if it is over either limit.
+
+        Fails open: with Redis down, logins are not limited (a warning is logged).
+        """
         keys = self._keys(login, address)
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys.values():
-                    pipe.get(key)
-                    pipe.ttl(key)
-                results = await pipe.execute()
+            results = await self._attempt(keys=list(keys.values()), args=[self._window])
         except REDIS_FAILURES as error:
             log.warning("auth throttle unavailable; not limiting", extra={"error": repr(error)})
             return
+        retry_after = 0
         for index, kind in enumerate(keys):
-            count, ttl = results[2 * index], results[2 * index + 1]
-            if count is not None and int(count) >= self._limits[kind]:
+            count, ttl = int(results[2 * index]), int(results[2 * index + 1])
+            if count > self._limits[kind]:
                 log.warning("auth throttled", extra={"scope": kind, "login": login})
-                raise TooManyAttempts(retry_after=ttl if ttl and ttl > 0 else self._window)
+                retry_after = max(retry_after, ttl if ttl > 0 else self._window)
+        if retry_after:
+            raise TooManyAttempts(retry_after=retry_after)
 
-    async def record_failure(self, login: str, address: str) -> None:
+    async def succeeded(self, login: str, address: str) -> None:
+        """Forget the login's attempts and take this one back from the address's count."""
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in self._keys(login, address).values():
-                    pipe.incr(key)
-                    pipe.expire(key, self._window, nx=True)
-                await pipe.execute()
-        except REDIS_FAILURES as error:
-            log.warning("auth throttle unavailable", extra={"error": repr(error)})
-
-    async def record_success(self, login: str, address: str) -> None:
-        try:
-            await self._redis.delete(self._keys(login, address)["login"])
+            await self._succeeded(keys=list(self._keys(login, address).values()))
         except REDIS_FAILURES as error:
             log.warning("auth throttle unavailable", extra={"error": repr(error)})

@@ -33,15 +33,15 @@ async def authenticate(
     credentials: LoginAttempt,
     address: str,
 ) -> TokenOut:
-    await throttle.check(credentials.login, address)
+    # Counted before the password is checked: concurrent guesses cannot outrun the limit.
+    await throttle.attempt(credentials.login, address)
     user = await UserRepository(session).get_by_login(credentials.login)
     stored_hash = user.password_hash if user else None
     valid = await asyncio.to_thread(verify_password, credentials.password, stored_hash)
     if user is None or not valid:
-        await throttle.record_failure(credentials.login, address)
         log.info("authentication failed", extra={"login": credentials.login, "address": address})
         raise InvalidCredentials()
-    await throttle.record_success(credentials.login, address)
+    await throttle.succeeded(credentials.login, address)
     log.info("user authenticated", extra={"user_id": str(user.id)})
     return TokenOut(
         access_token=create_access_token(user.id, settings), expires_in=settings.jwt_ttl_seconds
