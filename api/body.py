@@ -1,14 +1,22 @@
 """Reading a JSON body by hand, for routes that also accept other content types."""
 
 import json
+import re
 from typing import TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from api.config import Settings
 from api.errors import MalformedJson, PayloadTooLarge, ValidationFailed, describe_validation
+from api.text import RULE, find_unclean_text, json_text_is_clean
 
 Model = TypeVar("Model", bound=BaseModel)
+
+# One match per bracket: everything before it (strings included, so a bracket inside a string
+# does not count) is consumed by the regex engine, possessively, so nothing backtracks. The
+# ``\Z`` alternative lets the last match swallow the tail instead of failing at every offset.
+_NEXT_BRACKET = re.compile(r'(?:[^"\[\]{}]++|"(?:[^"\\]++|\\.)*+"?)*+([\[\]{}]|\Z)', re.DOTALL)
 
 
 def validate(model: type[Model], data: object) -> Model:
@@ -18,18 +26,57 @@ def validate(model: type[Model], data: object) -> Model:
         raise ValidationFailed(describe_validation(error.errors())) from None
 
 
+def nesting_exceeds(text: str, max_depth: int) -> bool:
+    """Whether the JSON ``text`` nests arrays and objects more than ``max_depth`` deep.
+
+    ``json.loads`` recurses once per level and fails with ``RecursionError``, not ``ValueError``,
+    on deep input: check before parsing, without recursion, stopping as soon as it is too deep.
+    """
+    if text.count("[") + text.count("{") <= max_depth:
+        return False
+    depth = 0
+    for match in _NEXT_BRACKET.finditer(text):
+        bracket = match.group(1)
+        if bracket in ("[", "{"):
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif bracket:
+            depth -= 1
+    return False
+
+
+def parse_json(body: bytes, max_depth: int) -> object:
+    """``body`` decoded as ``json.loads`` would (UTF-8/16/32), no deeper than ``max_depth``."""
+    try:
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+    except UnicodeDecodeError:
+        raise MalformedJson() from None
+    if nesting_exceeds(text, max_depth):
+        raise MalformedJson(f"The JSON body is nested more than {max_depth} levels deep.")
+    try:
+        value: object = json.loads(text)
+    except ValueError:
+        raise MalformedJson() from None
+    where = None if json_text_is_clean(text) else find_unclean_text(value)
+    if where is not None:
+        raise ValidationFailed(f"{where or 'body'}: {RULE}")
+    return value
+
+
 async def read_json_value(request: Request, limit: int) -> object:
-    """The decoded JSON body, read no further than ``limit`` bytes."""
+    """The decoded JSON body, read no further than ``limit`` bytes.
+
+    Every JSON body goes through here: too deep a document is a 400 ``malformed_json`` and text
+    with NUL or unpaired surrogates a 422 ``validation_error``, wherever it sits.
+    """
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(f"The request body is over {limit} bytes.")
-    try:
-        value: object = json.loads(body)
-    except ValueError:
-        raise MalformedJson() from None
-    return value
+    settings: Settings = request.app.state.settings
+    return parse_json(bytes(body), settings.max_json_depth)
 
 
 async def read_json(request: Request, model: type[Model], limit: int) -> Model:

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 5 * 1024 * 1024 * 1024
     # Every body but a multipart upload is a small JSON or form document.
     max_request_body_bytes: int = 1024 * 1024
+    # Deeper JSON is refused before it is parsed (the parser recurses once per level).
+    max_json_depth: int = Field(default=32, ge=1, le=500)
     user_quota_bytes: int = 50 * 1024 * 1024 * 1024
     upload_url_ttl_seconds: int = 900
     download_url_ttl_seconds: int = 300

@@ -4,6 +4,7 @@ import unicodedata
 import uuid
 
 from api.errors import InvalidPath
+from api.text import is_clean_text
 
 MAX_PATH_BYTES = 1024
 MAX_SEGMENT_BYTES = 255
@@ -11,6 +12,8 @@ MAX_SEGMENT_BYTES = 255
 
 def normalize_path(raw: str) -> str:
     """Normalised form of ``raw``; a trailing ``/`` (a folder) is kept. Raises ``InvalidPath``."""
+    if not is_clean_text(raw):
+        raise InvalidPath("The path contains NUL or an unpaired surrogate (not UTF-8).")
     path = unicodedata.normalize("NFC", raw)
     if not path.startswith("/"):
         raise InvalidPath("The path must be absolute (start with '/').")

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from api.errors import MalformedBody
+from api.errors import MalformedBody, ValidationFailed
+from api.media_types import DESCRIPTION as MEDIA_TYPE
+from api.media_types import is_media_type
 
 MAX_FIELD_BYTES = 64 * 1024
 
@@ -52,6 +54,7 @@ class _Collector:
         self._file: FilePart | None = None
         self._field_name = ""
         self._form_value = bytearray()
+        self.ended = False
 
     def on_part_begin(self) -> None:
         self._headers = {}
@@ -73,15 +76,20 @@ class _Collector:
         name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         if filename is not None:
-            content_type = self._headers.get(b"content-type")
-            self._file = FilePart(
-                name,
-                filename.decode("utf-8", "replace"),
-                content_type.decode("latin-1").strip() if content_type else None,
-            )
+            self._file = FilePart(name, filename.decode("utf-8", "replace"), self._content_type())
             self.events.append(self._file)
         else:
             self._field_name = name
+
+    def _content_type(self) -> str | None:
+        """The file part's Content-Type: it is stored and sent on to storage, so it must be a
+        media type; an empty header counts as none given."""
+        raw = self._headers.get(b"content-type", b"").decode("latin-1").strip()
+        if not raw:
+            return None
+        if not is_media_type(raw):
+            raise ValidationFailed(f"The file part's Content-Type must be {MEDIA_TYPE}.")
+        return raw
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._file is not None:
@@ -97,6 +105,9 @@ class _Collector:
         else:
             self.events.append(Field(self._field_name, self._form_value.decode("utf-8", "replace")))
 
+    def on_end(self) -> None:
+        self.ended = True
+
 
 async def read_multipart(stream: AsyncIterator[bytes], boundary: bytes) -> AsyncIterator[Event]:
     collector = _Collector()
@@ -110,6 +121,7 @@ async def read_multipart(stream: AsyncIterator[bytes], boundary: bytes) -> Async
             "on_header_value",
             "on_header_end",
             "on_headers_finished",
+            "on_end",
         )
     }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
@@ -127,3 +139,7 @@ async def read_multipart(stream: AsyncIterator[bytes], boundary: bytes) -> Async
         raise MalformedBody(f"Malformed multipart body: {error}") from None
     for event in collector.events:
         yield event
+    if not collector.ended:
+        # python-multipart's ``finalize`` does not check this: a body cut short would otherwise
+        # read as a complete (truncated) file.
+        raise MalformedBody("The body ends before its closing boundary.")

@@ -8,8 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.body import nesting_exceeds
 from api.errors import InvalidCursor
+from api.media_types import DESCRIPTION as MEDIA_TYPE
+from api.media_types import MAX_MEDIA_TYPE_LENGTH, is_media_type
 from api.models import File, UploadStatus
+from api.text import is_clean_text
 
 
 class FileOut(BaseModel):
@@ -51,17 +55,20 @@ def encode_cursor(last_path: str) -> str:
 
 
 def decode_cursor(cursor: str) -> str:
+    """The path a cursor continues after; a forged one is ``InvalidCursor``, never a 500."""
     try:
-        after = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))["after"]
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("utf-8")
+        if nesting_exceeds(text, 1):
+            raise InvalidCursor()
+        after = json.loads(text)["after"]
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
         raise InvalidCursor() from None
-    if not isinstance(after, str):
+    if not isinstance(after, str) or not is_clean_text(after):
         raise InvalidCursor()
     return after
 
 
 SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
-MIME_TYPE = r"^[\w.+-]+/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+\"-]+)*$"
 
 
 class UploadIntentIn(BaseModel):
@@ -74,10 +81,21 @@ class UploadIntentIn(BaseModel):
     size: int | None = Field(
         default=None, ge=1, description="Exact size; signed as Content-Length."
     )
-    content_type: str | None = Field(default=None, max_length=255, pattern=MIME_TYPE)
+    content_type: str | None = Field(
+        default=None,
+        max_length=MAX_MEDIA_TYPE_LENGTH,
+        description=f"The file's type, {MEDIA_TYPE}; guessed from the name if absent.",
+    )
     sha256: str | None = Field(
         default=None, description="Hex or base64 SHA-256 of the body; signed as a checksum."
     )
+
+    @field_validator("content_type")
+    @classmethod
+    def media_type(cls, value: str | None) -> str | None:
+        if value is not None and not is_media_type(value):
+            raise ValueError(f"content_type must be {MEDIA_TYPE}")
+        return value
 
     @field_validator("sha256")
     @classmethod

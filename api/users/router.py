@@ -8,16 +8,27 @@ from api.errors import (
     InvalidCredentials,
     LoginTaken,
     MalformedJson,
+    PayloadTooLarge,
     TooManyAttempts,
     Unauthorized,
     ValidationFailed,
     responses,
 )
 from api.ratelimit import AuthThrottle
+from api.text import RULE, find_unclean_text
 from api.users import service
 from api.users.schemas import Credentials, LoginAttempt, TokenOut, UserOut
 
 router = APIRouter(prefix="/user", tags=["users"])
+
+# Both bodies are read by hand (``read_json``: size, depth and text limits), so they are
+# documented here rather than inferred from a parameter.
+_REGISTER_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": Credentials.model_json_schema()}},
+    }
+}
 
 _AUTH_BODY: dict[str, Any] = {
     "requestBody": {
@@ -43,10 +54,12 @@ _AUTH_BODY: dict[str, Any] = {
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
-    responses=responses(LoginTaken, MalformedJson),
+    responses=responses(LoginTaken, MalformedJson, PayloadTooLarge, ValidationFailed),
+    openapi_extra=_REGISTER_BODY,
 )
-async def register(credentials: Credentials, session: SessionDep) -> UserOut:
+async def register(request: Request, session: SessionDep, settings: SettingsDep) -> UserOut:
     """Create an account. Logins are unique regardless of case."""
+    credentials = await read_json(request, Credentials, settings.max_request_body_bytes)
     return UserOut.model_validate(await service.register(session, credentials))
 
 
@@ -56,14 +69,19 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 async def _read_attempt(request: Request, limit: int) -> LoginAttempt:
     if request.headers.get("content-type", "").startswith(FORM_TYPES):
         form = await request.form()
-        data = {"login": form.get("username", ""), "password": form.get("password", "")}
-        return validate(LoginAttempt, {key: str(value) for key, value in data.items()})
+        fields = {name: str(form.get(name, "")) for name in ("username", "password")}
+        where = find_unclean_text(fields)
+        if where is not None:
+            raise ValidationFailed(f"{where}: {RULE}")
+        return validate(LoginAttempt, {"login": fields["username"], "password": fields["password"]})
     return await read_json(request, LoginAttempt, limit)
 
 
 @router.post(
     "/auth",
-    responses=responses(InvalidCredentials, TooManyAttempts, MalformedJson, ValidationFailed),
+    responses=responses(
+        InvalidCredentials, TooManyAttempts, MalformedJson, PayloadTooLarge, ValidationFailed
+    ),
     openapi_extra=_AUTH_BODY,
 )
 async def auth(
