@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     upload_grace_seconds: int = 300
     # A proxied upload's pending row outlives the slowest stream we accept.
     proxied_upload_timeout_seconds: int = 86400
+    # Bucket garbage collection: objects (and multipart uploads) examined per sweep run, and the
+    # age below which an unreferenced one is left alone (an upload may still be opening).
+    sweep_batch_size: int = Field(default=1000, ge=1)
+    sweep_grace_seconds: int = Field(default=3600, ge=0)
 
     # make run: where the API listens and where the embedded SeaweedFS keeps its data.
     run_host: str = "127.0.0.1"

@@ -5,7 +5,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from aiobotocore.config import AioConfig
@@ -26,6 +27,8 @@ else:
 log = logging.getLogger(__name__)
 
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
+# S3 answers at most this many keys (or multipart uploads) per listing request.
+MAX_LIST_PAGE = 1000
 
 
 class RangeRefused(Exception):
@@ -45,6 +48,57 @@ class ObjectStream:
     info: ObjectInfo
     content_range: str | None
     body: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    key: str
+    size: int
+    last_modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectPage:
+    """One page of a listing in key order. ``storage_time`` is storage's clock when it answered
+    (its ``Date`` header), the clock ``last_modified`` was written with."""
+
+    objects: tuple[ListedObject, ...]
+    truncated: bool  # more keys follow the last one
+    storage_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUpload:
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartMarker:
+    """Where a multipart listing resumes: storage's own ``KeyMarker`` / ``UploadIdMarker``."""
+
+    key: str
+    upload_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartPage:
+    uploads: tuple[MultipartUpload, ...]
+    next: MultipartMarker | None  # None once the listing is exhausted
+    storage_time: datetime | None  # storage's clock at the first answer, as in ``ObjectPage``
+
+
+def _storage_time(response: Any) -> datetime | None:
+    """The response's ``Date`` header: storage's clock, comparable with the times it records."""
+    header = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if not header:
+        return None
+    try:
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def is_missing(error: ClientError) -> bool:
@@ -239,6 +293,68 @@ class Storage:
             fields={"Content-Type": content_type},
             conditions=[["content-length-range", 1, max_size]],
         )
+
+    async def list_objects(self, prefix: str, start_after: str | None, limit: int) -> ObjectPage:
+        """One request: up to ``limit`` (capped at S3's page of 1000) keys under ``prefix``
+        that sort after ``start_after``, in key order."""
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": prefix,
+            "MaxKeys": max(0, min(limit, MAX_LIST_PAGE)),
+        }
+        if start_after:
+            params["StartAfter"] = start_after
+        response = await self._client.list_objects_v2(**params)
+        objects = tuple(
+            ListedObject(item["Key"], item["Size"], item["LastModified"])
+            for item in response.get("Contents", [])
+        )
+        return ObjectPage(objects, bool(response.get("IsTruncated")), _storage_time(response))
+
+    async def list_multipart_uploads(
+        self, prefix: str, limit: int, after: MultipartMarker | None = None
+    ) -> MultipartPage:
+        """In-progress multipart uploads under ``prefix``, at most ``limit``, following storage's
+        pages from ``after`` (in storage's order: by key on AWS and MinIO, not on SeaweedFS)."""
+        uploads: list[MultipartUpload] = []
+        marker = after
+        storage_time: datetime | None = None
+        while len(uploads) < limit:
+            params: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Prefix": prefix,
+                "MaxUploads": min(limit - len(uploads), MAX_LIST_PAGE),
+            }
+            if marker is not None and marker.key:
+                params["KeyMarker"] = marker.key
+            if marker is not None and marker.upload_id:
+                params["UploadIdMarker"] = marker.upload_id
+            response = await self._client.list_multipart_uploads(**params)
+            storage_time = storage_time or _storage_time(response)
+            page = [
+                MultipartUpload(item["Key"], item["UploadId"], item["Initiated"])
+                for item in response.get("Uploads", [])
+            ]
+            uploads += page
+            if not response.get("IsTruncated") or not page:
+                return MultipartPage(tuple(uploads), None, storage_time)
+            # AWS names both markers; SeaweedFS only the upload id. Neither: resume after the last.
+            marker = MultipartMarker(
+                response.get("NextKeyMarker", ""), response.get("NextUploadIdMarker", "")
+            )
+            if not marker.key and not marker.upload_id:
+                marker = MultipartMarker(page[-1].key, page[-1].upload_id)
+        return MultipartPage(tuple(uploads), marker, storage_time)
+
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        """Abort one multipart upload; one already aborted or completed counts as done."""
+        try:
+            await self._client.abort_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+        except ClientError as error:
+            if not is_missing(error):
+                raise
 
 
 @contextlib.asynccontextmanager

@@ -4,8 +4,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Executable, bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Executable, Text, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -167,3 +167,24 @@ class UploadRepository:
     async def now(self) -> datetime:
         moment: datetime = (await self.session.execute(select(func.now()))).scalar_one()
         return moment
+
+    async def unreferenced(
+        self, object_keys: Sequence[str], *, pending_only: bool = False
+    ) -> set[str]:
+        """Those of ``object_keys`` that no pending upload claims and no file has as its content
+        (with ``pending_only``, only the pending claim counts): a whole page in one query."""
+        if not object_keys:
+            return set()
+        candidate = (
+            func.unnest(bindparam("object_keys", list(object_keys), type_=ARRAY(Text)))
+            .table_valued("key")
+            .render_derived(name="candidate")
+        )
+        query = select(candidate.c.key).where(
+            ~select(Upload.id)
+            .where(Upload.object_key == candidate.c.key, Upload.status == UploadStatus.pending)
+            .exists()
+        )
+        if not pending_only:
+            query = query.where(~select(File.id).where(File.object_key == candidate.c.key).exists())
+        return set((await self.session.execute(query)).scalars())
