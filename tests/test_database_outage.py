@@ -6,8 +6,6 @@ postgres user), never the machine's shared server.
 
 import asyncio
 import contextlib
-import glob
-import os
 import shutil
 import subprocess
 import time
@@ -21,59 +19,9 @@ from alembic.config import Config as AlembicConfig
 
 from api.config import Settings
 from api.main import create_app
+from scripts.postgres import PG_BIN, OwnPostgres
 from scripts.seaweed import free_port
 from tests.conftest import ROOT, make_account
-
-PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-
-
-class OwnPostgres:
-    def __init__(self, directory: Path, port: int) -> None:
-        self.directory, self.port = directory, port
-        self.bin = Path(PG_BIN[-1])
-
-    def _as_postgres(self, *args: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, *args], check=True, capture_output=True)
-
-    def init(self) -> None:
-        self.directory.mkdir(parents=True)
-        if os.geteuid() == 0:
-            shutil.chown(self.directory, "postgres", "postgres")
-        self._as_postgres(
-            str(self.bin / "initdb"),
-            "-D",
-            str(self.directory / "data"),
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-        )
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._as_postgres(
-            str(self.bin / "pg_ctl"),
-            "-D",
-            str(self.directory / "data"),
-            "-o",
-            options,
-            "-l",
-            str(self.directory / "log"),
-            "-w",
-            "start",
-        )
-
-    def stop(self) -> None:
-        self._as_postgres(
-            str(self.bin / "pg_ctl"),
-            "-D",
-            str(self.directory / "data"),
-            "-m",
-            "immediate",
-            "-w",
-            "stop",
-        )
 
 
 @pytest.fixture
