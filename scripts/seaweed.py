@@ -67,7 +67,8 @@ class Webhook:
             "enabled = true\n"
             f"endpoint = {json.dumps(self.endpoint)}\n"
             f"bearer_token = {json.dumps(self.bearer_token)}\n"
-            'event_types = ["create"]\n'
+            # An overwrite of an existing key (a PUT to a reused URL) arrives as "update".
+            'event_types = ["create", "update"]\n'
             f"path_prefixes = [{json.dumps(self.path_prefix)}]\n"
         )
 
@@ -84,6 +85,7 @@ class SeaweedServer:
     fixed_ports: bool = False
     webhook: Webhook | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    grpc_ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     _log_file: IO[bytes] | None = None
 
@@ -107,11 +109,36 @@ class SeaweedServer:
             f"-bucket={self.bucket}",
         ]
         for name, port in self.ports.items():
-            grpc = port + GRPC_OFFSET if self.fixed_ports else free_port()
-            command += [f"-{name}.port={port}", f"-{name}.port.grpc={grpc}"]
+            command += [f"-{name}.port={port}", f"-{name}.port.grpc={self.grpc_ports[name]}"]
         return command
 
     def start(self) -> Self:
+        """Start on fresh ports (the defaults with ``fixed_ports``)."""
+        if self.fixed_ports:
+            self.ports = dict(DEFAULT_PORTS)
+        else:
+            self.ports = {name: free_port() for name in PORT_NAMES}
+        if self.s3_port:
+            self.ports["s3"] = self.s3_port
+        self.grpc_ports = {
+            name: port + GRPC_OFFSET if self.fixed_ports else free_port()
+            for name, port in self.ports.items()
+        }
+        return self._launch()
+
+    def resume(self) -> Self:
+        """Start again after ``stop``: same ports, same data, so clients' URLs stay valid."""
+        if not self.ports:
+            raise RuntimeError("resume() needs a server that was started before")
+        return self._launch()
+
+    def restart(self, pause_seconds: float = 0.0) -> Self:
+        """An outage: stop, stay down ``pause_seconds``, start on the same ports."""
+        self.stop()
+        time.sleep(pause_seconds)
+        return self.resume()
+
+    def _launch(self) -> Self:
         (self.workdir / "data").mkdir(parents=True, exist_ok=True)
         identities = {
             "identities": [
@@ -128,12 +155,6 @@ class SeaweedServer:
             notification.write_text(self.webhook.toml())
         else:
             notification.unlink(missing_ok=True)
-        if self.fixed_ports:
-            self.ports = dict(DEFAULT_PORTS)
-        else:
-            self.ports = {name: free_port() for name in PORT_NAMES}
-        if self.s3_port:
-            self.ports["s3"] = self.s3_port
         self._log_file = (self.workdir / "weed.log").open("ab")
         # notification.toml is read from the working directory.
         self.process = subprocess.Popen(
