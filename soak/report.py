@@ -1,0 +1,104 @@
+"""The JSON report and its short human summary."""
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from soak.model import Fault, Op, ProcessExit, Violation
+
+
+def operations(ops: list[Op]) -> dict[str, dict[str, int]]:
+    table: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for op in ops:
+        table[op.kind][op.outcome] += 1
+    return {kind: dict(sorted(counts.items())) for kind, counts in sorted(table.items())}
+
+
+def step_statuses(ops: list[Op]) -> dict[str, dict[str, int]]:
+    """How each kind's steps were answered, e.g. ``proxied: {"upload:413": 12}``."""
+    table: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for op in ops:
+        table[op.kind].update(op.steps)
+    return {kind: dict(counts.most_common()) for kind, counts in sorted(table.items())}
+
+
+def build(
+    *,
+    meta: dict[str, Any],
+    ops: list[Op],
+    faults: list[Fault],
+    answers: dict[str, Any],
+    cleanup: dict[str, Any],
+    state: dict[str, Any],
+    exits: list[ProcessExit],
+    violations: list[Violation],
+) -> dict[str, Any]:
+    return {
+        **meta,
+        "operations": operations(ops),
+        "operation_count": len(ops),
+        "step_statuses": step_statuses(ops),
+        "faults": [fault.as_dict() for fault in faults],
+        "unavailable_503": {
+            "in_fault_windows": answers.get("503_in_fault_windows", 0),
+            "outside_fault_windows": answers.get("503_outside_fault_windows", 0),
+            "outside_examples": answers.get("503_outside_examples", []),
+        },
+        "unexpected_5xx": answers.get("unexpected_5xx", []),
+        "storage_5xx": answers.get("storage_5xx", 0),
+        "http_statuses": answers.get("http_statuses", {}),
+        **cleanup,
+        "state": state,
+        "unexpected_exits": [asdict(exit_) for exit_ in exits],
+        "violations": [asdict(violation) for violation in violations],
+    }
+
+
+def write(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+def summary(report: dict[str, Any], path: Path) -> str:
+    lines = [
+        f"soak ({'QUICK' if report.get('quick') else 'full'}): "
+        f"{report.get('duration_seconds', 0):.0f}s wall, "
+        f"{report.get('operation_count', 0)} operations, {len(report.get('faults', []))} faults",
+    ]
+    for kind, counts in report.get("operations", {}).items():
+        cells = ", ".join(f"{outcome} {n}" for outcome, n in counts.items())
+        lines.append(f"  {kind:<20} {cells}")
+    faults = ", ".join(
+        f"{f['kind']}@{f['at']:.0f}s ({f['down_seconds']:.1f}s down)" for f in report["faults"]
+    )
+    lines.append(f"faults: {faults or 'none'}")
+    unavailable = report.get("unavailable_503", {})
+    lines.append(
+        f"503s: {unavailable.get('in_fault_windows', 0)} in fault windows, "
+        f"{unavailable.get('outside_fault_windows', 0)} outside; "
+        f"unexpected 5xx: {len(report.get('unexpected_5xx', []))}"
+    )
+    swept, drained = report.get("objects_swept", {}), report.get("deletions_drained", {})
+    lines.append(
+        f"objects swept: {swept.get('total', 0)} (workers {swept.get('workers', 0)}, "
+        f"cli {swept.get('cli', 0)}); deletions drained: {drained.get('total', 0)} "
+        f"(workers {drained.get('workers', 0)}, cli {drained.get('cli', 0)})"
+    )
+    if report.get("unexpected_exits"):
+        exits = ", ".join(f"{e['name']}@{e['at']:.0f}s" for e in report["unexpected_exits"])
+        lines.append(f"processes that exited by themselves (restarted): {exits}")
+    if report.get("error"):
+        lines.append(f"HARNESS ERROR: {report['error'].splitlines()[-1]}")
+    violations = report.get("violations", [])
+    if violations:
+        lines.append(f"VIOLATIONS ({len(violations)}):")
+        for violation in violations:
+            lines.append(f"  - {violation['invariant']}: {violation['count']}")
+            for example in violation["examples"][:2]:
+                lines.append(f"      e.g. {json.dumps(example, default=str)[:400]}")
+    else:
+        lines.append("violations: none")
+    lines.append(f"report: {path}")
+    return "\n".join(lines)

@@ -1,0 +1,394 @@
+"""The stack under test, all of it ours: PostgreSQL, Redis, SeaweedFS, two APIs, two workers.
+
+Every service listens on a spare port of 127.0.0.1 and keeps its data under one run directory
+outside the source tree; the machine's shared PostgreSQL and Redis are never touched. The
+children run in the run directory (no ``.env`` of the repository applies), are configured only
+through ``FILESTORE_*`` variables and write their output to ``logs/<name>.log``.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TypeVar
+
+import httpx
+
+from scripts.postgres import OwnPostgres
+from scripts.run import ensure_database, migrate
+from scripts.seaweed import SeaweedServer, Webhook, die_with_parent, free_port
+from soak.model import Clock, ProcessExit
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("soak.stack")
+
+BUCKET = "filestore-soak"
+KEY_PREFIX = "uploads"
+API_COUNT = 2
+WORKER_COUNT = 2
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 15.0
+LOG_TAIL_LINES = 30
+MIB = 1024 * 1024
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Short settings, so that every clean-up path runs several times within the run."""
+
+    upload_url_ttl_seconds: int = 20
+    upload_grace_seconds: int = 5
+    sweep_grace_seconds: int = 15
+    proxied_upload_lease_seconds: int = 15
+    reconcile_interval_seconds: int = 5
+    outbox_drain_interval_seconds: int = 2
+    sweep_interval_seconds: int = 10
+    # Small enough that one or two large files fill it: quota rejections happen.
+    user_quota_bytes: int = 12 * MIB
+    # The smallest S3 allows, so 6-20 MiB proxied uploads go up as multipart uploads.
+    multipart_bytes: int = 5 * MIB
+
+
+@dataclass
+class Service:
+    """A child process the harness may kill and start again; its output goes to a log file."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    # False while the harness keeps it down on purpose (a fault, the shutdown).
+    wanted: bool = False
+    _log: IO[bytes] | None = None
+
+    def spawn(self) -> None:
+        """Start it. Called from the event loop's thread only: the child's parent-death signal
+        fires when the *thread* that forked it ends, so no pool thread may do this."""
+        self._close_log()
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and binaries
+            self.command,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, bound before fork
+        )
+        self.wanted = True
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """kill -9, as a crash."""
+        self.wanted = False
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    async def terminate(self) -> None:
+        """SIGTERM (a graceful stop), SIGKILL after a while."""
+        self.wanted = False
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    clock: Clock
+    timings: Timings = field(default_factory=Timings)
+    pg_port: int = field(default_factory=free_port)
+    redis_port: int = field(default_factory=free_port)
+    api_ports: list[int] = field(default_factory=lambda: [free_port() for _ in range(API_COUNT)])
+    access_key: str = field(default_factory=lambda: f"soak-{secrets.token_hex(4)}")
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(16))
+    webhook_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    jwt_secret: str = field(default_factory=lambda: secrets.token_hex(32))
+    exits: list[ProcessExit] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.logs = self.workdir / "logs"
+        self.run_dir = self.workdir / "run"  # the children's working directory
+        self.postgres = OwnPostgres(self.workdir / "pg", self.pg_port)
+        self.seaweed = SeaweedServer(
+            workdir=self.workdir / "seaweed",
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            bucket=BUCKET,
+            webhook=Webhook(
+                endpoint=f"{self.api_urls[0]}/api/v1/storage/events",
+                bearer_token=self.webhook_token,
+                path_prefix=f"/buckets/{BUCKET}/{KEY_PREFIX}/",
+            ),
+        )
+        # weed is started and stopped by one long-lived thread (see Service.spawn for why).
+        self._weed_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weed")
+        self.seaweed_wanted = False
+        python = sys.executable
+        env = self.service_env()
+        self.redis = Service(
+            "redis",
+            [
+                *("redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.workdir / "redis")),
+            ],
+            env,
+            self.run_dir,
+            self.logs / "redis.log",
+        )
+        self.apis = [
+            Service(
+                f"api-{index + 1}",
+                [
+                    *(python, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1"),
+                    *("--port", str(port), "--no-access-log"),
+                ],
+                env,
+                self.run_dir,
+                self.logs / f"api-{index + 1}.log",
+            )
+            for index, port in enumerate(self.api_ports)
+        ]
+        self.workers = [
+            Service(
+                f"worker-{index + 1}",
+                [python, "-m", "arq", "worker.main.WorkerSettings"],
+                env,
+                self.run_dir,
+                self.logs / f"worker-{index + 1}.log",
+            )
+            for index in range(WORKER_COUNT)
+        ]
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def api_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.api_ports]
+
+    @property
+    def database_dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/filestore"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return self.seaweed.endpoint_url
+
+    def settings(self) -> dict[str, str]:
+        """Every FILESTORE_ setting the services get (unknown ones are ignored by them)."""
+        t = self.timings
+        values: dict[str, object] = {
+            "environment": "development",
+            "log_level": "INFO",
+            "database_url": self.database_dsn.replace("postgresql://", "postgresql+asyncpg://"),
+            "redis_url": f"redis://127.0.0.1:{self.redis_port}/0",
+            "s3_bucket": BUCKET,
+            "s3_key_prefix": KEY_PREFIX,
+            "s3_access_key": self.access_key,
+            "s3_secret_key": self.secret_key,
+            "s3_multipart_threshold_bytes": t.multipart_bytes,
+            "s3_part_size_bytes": t.multipart_bytes,
+            "jwt_secret": self.jwt_secret,
+            "webhook_token": self.webhook_token,
+            "user_quota_bytes": t.user_quota_bytes,
+            "upload_url_ttl_seconds": t.upload_url_ttl_seconds,
+            "upload_grace_seconds": t.upload_grace_seconds,
+            "sweep_grace_seconds": t.sweep_grace_seconds,
+            "proxied_upload_lease_seconds": t.proxied_upload_lease_seconds,
+            "reconcile_interval_seconds": t.reconcile_interval_seconds,
+            "outbox_drain_interval_seconds": t.outbox_drain_interval_seconds,
+            "sweep_interval_seconds": t.sweep_interval_seconds,
+        }
+        return {f"FILESTORE_{name.upper()}": str(value) for name, value in values.items()}
+
+    def service_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FILESTORE_")}
+        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.settings())
+        return env
+
+    def with_s3_endpoint(self) -> None:
+        """The S3 port is known once weed has started; the services learn it then."""
+        for service in [*self.apis, *self.workers]:
+            service.env["FILESTORE_S3_ENDPOINT_URL"] = self.s3_endpoint
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def _in_weed_thread(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._weed_thread, call)
+
+    async def start(self) -> None:
+        for directory in (self.logs, self.run_dir, self.workdir / "redis"):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.redis.spawn()
+        weed = asyncio.ensure_future(self._in_weed_thread(self.seaweed.start))
+        await asyncio.to_thread(self.postgres.init)
+        await asyncio.to_thread(self.postgres.start)
+        await ensure_database(self.database_dsn)
+        await asyncio.to_thread(migrate, self.settings()["FILESTORE_DATABASE_URL"])
+        await weed
+        self.seaweed_wanted = True
+        await self.wait_redis()
+        self.with_s3_endpoint()
+        for service in [*self.apis, *self.workers]:
+            service.spawn()
+        await asyncio.gather(*(self.wait_api(index) for index in range(API_COUNT)))
+
+    async def stop(self) -> None:
+        """Stop everything, whatever state it is in; never raises."""
+        for service in [*self.workers, *self.apis]:
+            with contextlib.suppress(Exception):
+                await service.terminate()
+        self.seaweed_wanted = False
+        with contextlib.suppress(Exception):
+            await self._in_weed_thread(self.seaweed.stop)
+        self._weed_thread.shutdown(wait=True)
+        with contextlib.suppress(Exception):
+            await self.redis.terminate()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.postgres.stop)
+
+    async def wait_api(self, index: int) -> None:
+        service, url = self.apis[index], f"{self.api_urls[index]}/healthz"
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        async with httpx.AsyncClient(timeout=1.0) as http:
+            while time.monotonic() < deadline:
+                if not service.running:
+                    raise RuntimeError(f"{service.name} exited:\n{_tail(service.log_path)}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get(url)).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"{service.name} did not answer:\n{_tail(service.log_path)}")
+
+    async def wait_redis(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while not await asyncio.to_thread(redis_answers, self.redis_port):
+            if time.monotonic() > deadline or not self.redis.running:
+                raise RuntimeError(f"redis did not start:\n{_tail(self.redis.log_path)}")
+            await asyncio.sleep(0.05)
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def kill_api(self, index: int) -> None:
+        self.apis[index].kill()
+
+    async def start_api(self, index: int) -> None:
+        self.apis[index].spawn()
+        await self.wait_api(index)
+
+    def kill_worker(self, index: int) -> None:
+        self.workers[index].kill()
+
+    def start_worker(self, index: int) -> None:
+        self.workers[index].spawn()
+
+    async def stop_storage(self) -> None:
+        self.seaweed_wanted = False
+        await self._in_weed_thread(self.seaweed.stop)
+
+    async def start_storage(self) -> None:
+        await self._in_weed_thread(self.seaweed.resume)
+        self.seaweed_wanted = True
+
+    def kill_redis(self) -> None:
+        self.redis.kill()
+
+    async def start_redis(self) -> None:
+        """A new, empty Redis on the same port (nothing was saved)."""
+        self.redis.spawn()
+        await self.wait_redis()
+
+    async def stop_postgres(self) -> None:
+        await asyncio.to_thread(self.postgres.stop)
+
+    async def start_postgres(self) -> None:
+        await asyncio.to_thread(self.postgres.start)
+
+    async def stop_workers(self) -> None:
+        await asyncio.gather(*(worker.terminate() for worker in self.workers))
+
+    # -- supervision -----------------------------------------------------------------------
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        """Like a process manager: a service that dies unasked is recorded and started again."""
+        while not stop.is_set():
+            for service in [*self.apis, *self.workers, self.redis]:
+                process = service.process
+                if service.wanted and process is not None and process.poll() is not None:
+                    self.exits.append(ProcessExit(service.name, self.clock(), process.returncode))
+                    log.warning(
+                        "%s exited by itself (%s); restarting", service.name, process.returncode
+                    )
+                    service.spawn()
+            weed = self.seaweed.process
+            if self.seaweed_wanted and weed is not None and weed.poll() is not None:
+                self.exits.append(ProcessExit("seaweedfs", self.clock(), weed.returncode))
+                self.seaweed_wanted = False
+                with contextlib.suppress(Exception):
+                    await self.start_storage()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+
+    # -- diagnostics -----------------------------------------------------------------------
+
+    def log_files(self) -> list[Path]:
+        found = sorted(self.logs.glob("*.log")) if self.logs.exists() else []
+        extra = [self.workdir / "pg" / "log", self.workdir / "seaweed" / "weed.log"]
+        return found + [path for path in extra if path.exists()]
+
+    def log_tails(self) -> str:
+        return "\n".join(
+            f"----- {path.name} ({path}) -----\n{_tail(path)}" for path in self.log_files()
+        )
