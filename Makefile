@@ -2,7 +2,7 @@
 UV := $(shell ./scripts/ensure-uv.sh)
 RUN := $(UV) run --frozen
 
-.PHONY: run test lint sync bench bench-smoke
+.PHONY: run test lint sync bench bench-smoke soak
 
 sync:
 	$(UV) sync --frozen
@@ -24,3 +24,8 @@ bench: sync
 
 bench-smoke: sync
 	$(RUN) pytest -p no:cacheprovider -o testpaths=bench bench/test_smoke.py
+
+# The integrity soak: its own stack under mixed load and faults, then every invariant and a JSON
+# report; non-zero on any violation. QUICK=1 (CI) takes under 3 minutes, the full run 10 of load.
+soak: sync
+	QUICK=$(QUICK) $(RUN) python -m soak.run
