@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside development
@@ -63,12 +63,21 @@ class Settings(BaseSettings):
     worker_poll_delay_seconds: float = 0.05
     worker_max_tries: int = 8
     worker_max_jobs: int = 20
-    reconcile_interval_minutes: int = Field(default=1, ge=1, le=60)
+    # How often reconcile (pending uploads), the outbox drain and the bucket sweep run: a
+    # divisor of 60 seconds, or whole minutes that divide an hour (they are cron schedules).
+    reconcile_interval_seconds: int = Field(default=60, ge=1, le=3600)
+    outbox_drain_interval_seconds: int = Field(default=5, ge=1, le=3600)
+    sweep_interval_seconds: int = Field(default=600, ge=1, le=3600)
+    outbox_batch_size: int = Field(default=100, ge=1, le=1000)
     reconcile_batch_size: int = 500
     # How long a pending upload may stay unconfirmed after its URL expired (a slow PUT in flight).
     upload_grace_seconds: int = 300
-    # A proxied upload's pending row outlives the slowest stream we accept.
-    proxied_upload_timeout_seconds: int = 86400
+    # A proxied upload's pending row is a lease its API process renews while the bytes flow; when
+    # the process dies, the lease runs out and reconcile marks the upload failed.
+    proxied_upload_lease_seconds: int = Field(default=300, ge=3)
+    # How long the API retries a transaction that failed transiently (a deadlock, a restarting
+    # database) before it answers 503; recording a failed upload is retried as long again.
+    transaction_retry_seconds: float = Field(default=5.0, ge=0)
     # Bucket garbage collection: objects (and multipart uploads) examined per sweep run, and the
     # age below which an unreferenced one is left alone (an upload may still be opening).
     sweep_batch_size: int = Field(default=1000, ge=1)
@@ -78,6 +87,17 @@ class Settings(BaseSettings):
     run_host: str = "127.0.0.1"
     run_port: int = 8080
     run_data_dir: str = "var"
+
+    @field_validator(
+        "reconcile_interval_seconds", "outbox_drain_interval_seconds", "sweep_interval_seconds"
+    )
+    @classmethod
+    def cron_interval(cls, seconds: int) -> int:
+        minutes, rest = divmod(seconds, 60)
+        fits = 60 % seconds == 0 if seconds < 60 else rest == 0 and 60 % minutes == 0
+        if not fits:
+            raise ValueError("must divide a minute, or be whole minutes that divide an hour")
+        return seconds
 
     @model_validator(mode="after")
     def refuse_dev_secrets_in_production(self) -> "Settings":

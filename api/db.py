@@ -1,6 +1,10 @@
-"""Database engine and the per-request session that owns the transaction."""
+"""Database engine, the per-request session that owns the transaction, and retried transactions."""
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import (
@@ -11,8 +15,13 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from api.config import Settings
+from api.transient import is_transient
 
-AfterCommit = Callable[[], Awaitable[None]]
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FIRST_RETRY_DELAY_SECONDS = 0.05
+MAX_RETRY_DELAY_SECONDS = 1.0
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -28,17 +37,6 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
-    """Run ``callback`` once the request's transaction has committed (jobs see committed data)."""
-    session.info.setdefault("after_commit", []).append(callback)
-
-
-async def run_after_commit(session: AsyncSession) -> None:
-    callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
-    for callback in callbacks:
-        await callback()
-
-
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Services only flush; this commits when the route returns and rolls back when it raises."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
@@ -49,4 +47,27 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await session.commit()
-        await run_after_commit(session)
+
+
+async def run_transaction(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    retry_seconds: float,
+) -> T:
+    """Run ``work`` in a transaction and commit it, again and again while it fails transiently
+    (a deadlock, a restarting database), for up to ``retry_seconds``; ``work`` must be
+    idempotent, since a commit whose answer was lost may have landed."""
+    deadline = time.monotonic() + retry_seconds
+    delay = FIRST_RETRY_DELAY_SECONDS
+    while True:
+        try:
+            async with sessionmaker() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        except Exception as error:
+            if not is_transient(error) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("transient failure; retrying the transaction", extra={"error": repr(error)})
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, MAX_RETRY_DELAY_SECONDS)

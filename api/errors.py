@@ -4,15 +4,20 @@ import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import asyncpg
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+
+from api.transient import Backend, classify
 
 log = logging.getLogger(__name__)
 
@@ -205,20 +210,12 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
 
-def _backend_down(exc: Exception) -> tuple[str, str] | None:
-    """Which backing service an unhandled error says is down, if any."""
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return ("storage_unavailable", "Object storage") if int(status) >= 500 else None
-    if isinstance(exc, BotoCoreError):
-        return "storage_unavailable", "Object storage"
-    if isinstance(exc, (OperationalError, InterfaceError)) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
-        return "database_unavailable", "The database"
-    if isinstance(exc, (OSError, TimeoutError)):
-        return "service_unavailable", "A backing service"
-    return None
+_UNAVAILABLE = {
+    Backend.database: ("database_unavailable", "The database is unavailable or busy"),
+    Backend.storage: ("storage_unavailable", "Object storage is unavailable"),
+    Backend.redis: ("service_unavailable", "A backing service is unavailable"),
+    Backend.network: ("service_unavailable", "A backing service is unavailable"),
+}
 
 
 async def _client_gone(request: Request, _: Exception) -> JSONResponse:
@@ -228,11 +225,11 @@ async def _client_gone(request: Request, _: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    down = _backend_down(exc)
-    if down is not None:
-        code, what = down
+    backend = classify(exc)
+    if backend is not None:
+        code, what = _UNAVAILABLE[backend]
         log.error("backing service unavailable", extra={"error": repr(exc), "code": code})
-        return JSONResponse(_body(code, f"{what} is unavailable; retry later."), 503)
+        return JSONResponse(_body(code, f"{what}; retry later."), 503, headers={"Retry-After": "1"})
     log.exception("unhandled error", extra={"path": request.url.path})
     return JSONResponse(_body("internal_error", "Internal server error."), 500)
 
@@ -243,7 +240,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ClientDisconnect, _client_gone)
     # Outages get handlers of their own: a handler for ``Exception`` answers, then re-raises.
-    for outage in (DBAPIError, BotoCoreError, ClientError, OSError, TimeoutError):
+    outages = (DBAPIError, PoolTimeout, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError)
+    for outage in (*outages, BotoCoreError, ClientError, OSError, TimeoutError):
         app.add_exception_handler(outage, _unexpected)
     app.add_exception_handler(Exception, _unexpected)
 

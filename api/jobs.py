@@ -1,30 +1,20 @@
-"""Job names and enqueueing helpers shared by the API and the worker."""
+"""Job names and enqueueing shared by the API and the worker.
 
-import logging
+Only confirmations travel through the queue, and losing one costs nothing but time: reconcile
+HEADs every pending upload. Deletions never do: they are rows of the outbox (``files.outbox``).
+"""
 
 from arq.connections import ArqRedis
 
-from api.cache import REDIS_FAILURES
-from api.storage import Storage
-
-log = logging.getLogger(__name__)
-
 CONFIRM_UPLOAD = "confirm_upload"
-DELETE_OBJECT = "delete_object"
+RECONCILE_UPLOADS = "reconcile_uploads"
+DRAIN_OUTBOX = "drain_outbox"
+SWEEP_BUCKET = "sweep_bucket"
 
 
-def confirm_job_id(object_key: str, etag: str | None) -> str:
-    """Duplicate notifications of one object version collapse into one job."""
-    return f"confirm:{object_key}:{etag or '-'}"
-
-
-async def schedule_delete(queue: ArqRedis, storage: Storage, object_key: str, reason: str) -> None:
-    """Queue the object's deletion; with the queue down, delete it now rather than leak it."""
-    try:
-        await queue.enqueue_job(DELETE_OBJECT, object_key, _job_id=f"delete:{object_key}")
-        log.info("object deletion queued", extra={"object_key": object_key, "reason": reason})
-        return
-    except REDIS_FAILURES as error:
-        log.warning("queue unavailable; deleting inline", extra={"error": repr(error)})
-    await storage.delete(object_key)
-    log.info("object deleted", extra={"object_key": object_key, "reason": reason})
+async def enqueue_confirm(queue: ArqRedis, object_key: str, etag: str | None) -> None:
+    """Queue the object's confirmation. Notifications of one object version (same etag)
+    collapse into one job; without an etag every notification is a job of its own. The
+    worker keeps no results, so a finished job's id never hides a later version."""
+    job_id = f"{CONFIRM_UPLOAD}:{object_key}:{etag}" if etag else None
+    await queue.enqueue_job(CONFIRM_UPLOAD, object_key, _job_id=job_id)

@@ -1,4 +1,11 @@
-"""Tables: users, files (one row per user path, stable id), uploads (one per content version)."""
+"""Tables: users, files (one row per user path, stable id), uploads (one per content version),
+and the outbox of object deletions.
+
+Lock order, for every transaction that takes several row locks: **files → uploads → users**.
+Deleting a file cascades (``SET NULL``) into its uploads, so a delete follows the same order;
+``users`` is always locked last (quota and cache generation). ``object_deletions`` rows are only
+inserted by those transactions and locked by the drain alone (``SKIP LOCKED``).
+"""
 
 import enum
 import uuid
@@ -17,6 +24,15 @@ class UploadStatus(enum.StrEnum):
     completed = "completed"
     rejected = "rejected"
     expired = "expired"
+    # A proxied upload that answered an error (or whose API process died): never content.
+    failed = "failed"
+
+
+class UploadKind(enum.StrEnum):
+    # The client sends the bytes to storage; notifications, reconcile and ``complete`` confirm.
+    direct = "direct"
+    # The API streams the bytes and confirms them itself; nothing else may.
+    proxied = "proxied"
 
 
 class User(Base):
@@ -47,6 +63,8 @@ class File(Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     etag: Mapped[str | None] = mapped_column(Text)
     content_type: Mapped[str | None] = mapped_column(Text)
+    # Hex SHA-256 of the content, as storage reported it at confirmation (when it keeps one).
+    sha256: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     modified_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
@@ -71,6 +89,11 @@ class Upload(Base):
         Enum(UploadStatus, name="upload_status", values_callable=lambda e: [m.value for m in e]),
         default=UploadStatus.pending,
     )
+    kind: Mapped[UploadKind] = mapped_column(
+        Enum(UploadKind, name="upload_kind", values_callable=lambda e: [m.value for m in e]),
+        default=UploadKind.direct,
+        server_default=UploadKind.direct.value,
+    )
     declared_size: Mapped[int | None] = mapped_column(BigInteger)
     content_type: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(Text)
@@ -81,4 +104,30 @@ class Upload(Base):
 
     __table_args__ = (
         Index("uploads_pending_expiry", "expires_at", postgresql_where=text("status = 'pending'")),
+        # Direct uploads confirmed while their URL may still be used again (reconcile re-checks).
+        Index(
+            "uploads_completed_expiry",
+            "expires_at",
+            postgresql_where=text("status = 'completed' AND kind = 'direct'"),
+        ),
     )
+
+
+class ObjectDeletion(Base):
+    """Transactional outbox: an object that a committed transaction made garbage.
+
+    Written in the transaction that unreferences the object (replaced, rejected, deleted, late,
+    failed), drained by the worker with retries; a lost queue or a killed process loses nothing.
+    """
+
+    __tablename__ = "object_deletions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    object_key: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("object_deletions_due", "not_before"),)

@@ -1,9 +1,10 @@
 """Storage adapter: the only module that speaks S3 (aiobotocore)."""
 
 import asyncio
+import base64
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -14,7 +15,6 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.config import Settings
-from api.errors import PayloadTooLarge
 from api.signer import SignedPost, SigV4Presigner
 
 if TYPE_CHECKING:
@@ -35,12 +35,40 @@ class RangeRefused(Exception):
     """Storage answered 416: the requested range lies outside the object."""
 
 
+class LimitExceeded(Exception):
+    """A stream was longer than the byte limit it was given; nothing of it was kept."""
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     size: int
     etag: str
     content_type: str | None
     last_modified: datetime | None = None
+    # Hex SHA-256 of the whole object, when storage keeps one (uploaded with a checksum).
+    sha256: str | None = None
+
+    @classmethod
+    def of(cls, response: Mapping[str, Any]) -> "ObjectInfo":
+        """From a HeadObject or GetObject answer."""
+        checksum = response.get("ChecksumSHA256")
+        sha256 = None
+        if checksum and "-" not in checksum:  # a composite (per-part) checksum is not the file's
+            with contextlib.suppress(ValueError):
+                sha256 = base64.b64decode(checksum, validate=True).hex()
+        return cls(
+            size=response["ContentLength"],
+            etag=_strip_etag(response["ETag"]),
+            content_type=response.get("ContentType"),
+            last_modified=response.get("LastModified"),
+            sha256=sha256,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedPut:
+    url: str
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,29 +171,27 @@ class Storage:
 
     async def head(self, key: str) -> ObjectInfo | None:
         try:
-            response = await self._client.head_object(Bucket=self.bucket, Key=key)
+            response = await self._client.head_object(
+                Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"
+            )
         except ClientError as error:
             if is_missing(error):
                 return None
             raise
-        return ObjectInfo(
-            size=response["ContentLength"],
-            etag=_strip_etag(response["ETag"]),
-            content_type=response.get("ContentType"),
-            last_modified=response.get("LastModified"),
-        )
+        return ObjectInfo.of(response)
 
     async def delete(self, key: str) -> None:
         await self._client.delete_object(Bucket=self.bucket, Key=key)
 
     async def put_stream(
         self, key: str, chunks: AsyncIterator[bytes], content_type: str, limit: int
-    ) -> int:
-        """Store a stream under ``key`` in bounded memory; returns its size.
+    ) -> ObjectInfo:
+        """Store a stream under ``key`` in bounded memory; returns what was stored.
 
         Bodies under the multipart threshold go up in one PUT; larger ones as a multipart
         upload with one part in flight while the next is read. Past ``limit`` bytes the upload
-        is aborted and ``PayloadTooLarge`` raised, so nothing is left behind.
+        is aborted and ``LimitExceeded`` raised; an error from ``chunks`` aborts it too, so
+        nothing is left behind.
         """
         part_size = self._settings.s3_part_size_bytes
         buffer = bytearray()
@@ -186,7 +212,7 @@ class Storage:
             async for chunk in chunks:
                 total += len(chunk)
                 if total > limit:
-                    raise PayloadTooLarge()
+                    raise LimitExceeded()
                 buffer += chunk
                 threshold = self._settings.s3_multipart_threshold_bytes
                 while len(buffer) >= (part_size if upload_id else threshold):
@@ -206,17 +232,17 @@ class Storage:
                 await in_flight
                 in_flight = None
             if upload_id is None:
-                await self._client.put_object(
+                stored = await self._client.put_object(
                     Bucket=self.bucket, Key=key, Body=bytes(buffer), ContentType=content_type
                 )
-                return total
+                return ObjectInfo(total, _strip_etag(stored["ETag"]), content_type)
             if buffer:
                 await send_part(next_part, bytes(buffer))
             parts.sort(key=lambda part: int(part["PartNumber"]))
-            await self._client.complete_multipart_upload(
+            completed = await self._client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
-            return total
+            return ObjectInfo(total, _strip_etag(completed["ETag"]), content_type)
         except BaseException:
             if in_flight is not None:
                 in_flight.cancel()
@@ -257,13 +283,7 @@ class Storage:
             finally:
                 body.close()
 
-        info = ObjectInfo(
-            size=response["ContentLength"],
-            etag=_strip_etag(response["ETag"]),
-            content_type=response.get("ContentType"),
-            last_modified=response.get("LastModified"),
-        )
-        return ObjectStream(info, response.get("ContentRange"), chunks())
+        return ObjectStream(ObjectInfo.of(response), response.get("ContentRange"), chunks())
 
     def presign_get(self, key: str, disposition: str, content_type: str | None) -> str:
         params = {"response-content-disposition": disposition}
@@ -275,15 +295,17 @@ class Storage:
 
     def presign_put(
         self, key: str, content_type: str, size: int | None, sha256_b64: str | None
-    ) -> str:
+    ) -> PresignedPut:
+        """A PUT URL and the exact headers it signs (the client must send them all)."""
         headers = {"Content-Type": content_type}
         if size is not None:
             headers["Content-Length"] = str(size)
         if sha256_b64 is not None:
             headers["x-amz-checksum-sha256"] = sha256_b64
-        return self._signer.presign_url(
+        url = self._signer.presign_url(
             "PUT", self.bucket, key, self._settings.upload_url_ttl_seconds, headers=headers
         )
+        return PresignedPut(url, headers)
 
     def presign_post(self, key: str, content_type: str, max_size: int) -> SignedPost:
         return self._signer.presign_post(

@@ -5,6 +5,7 @@ test starts from empty tables and an empty Redis db. Endpoints other than loopba
 """
 
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -25,10 +26,11 @@ from redis.asyncio import Redis
 
 from api.config import Settings
 from api.main import create_app
-from api.redis import create_redis
-from api.storage import Storage, open_storage
+from api.storage import Storage
 from scripts.seaweed import SeaweedServer
+from worker.context import open_context
 from worker.main import WorkerSettings
+from worker.tasks import drain_outbox
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get(
@@ -145,7 +147,7 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         return
     application: FastAPI = request.getfixturevalue("app")
     async with application.state.engine.begin() as connection:
-        await connection.exec_driver_sql("TRUNCATE users, files, uploads CASCADE")
+        await connection.exec_driver_sql("TRUNCATE users, files, uploads, object_deletions CASCADE")
     redis = application.state.redis
     claim = await redis.get(CLAIM_KEY)
     await redis.flushdb()
@@ -215,27 +217,26 @@ RunWorker = Callable[[], Awaitable[None]]
 
 @pytest.fixture
 async def run_worker(app: FastAPI, settings: Settings) -> RunWorker:
-    """Runs a real arq worker in burst mode over whatever is queued (jobs run for real)."""
+    """Runs a real arq worker in burst mode over whatever is queued (jobs run for real), then
+    drains the outbox as the worker's periodic job would."""
 
     async def run() -> None:
-        async with open_storage(settings) as worker_storage, create_redis(settings) as pool:
-            ctx = {
-                "settings": settings,
-                "sessionmaker": app.state.sessionmaker,
-                "storage": worker_storage,
-            }
+        async with contextlib.AsyncExitStack() as stack:
+            ctx = await open_context(settings, stack)
             worker = Worker(
                 functions=WorkerSettings.functions,
-                redis_pool=pool,
+                redis_pool=ctx["redis"],
                 burst=True,
                 poll_delay=0,
                 ctx=ctx,
                 handle_signals=False,
                 max_tries=3,
+                keep_result=WorkerSettings.keep_result,
             )
             try:
                 await worker.main()
             finally:
                 await worker.close()
+            await drain_outbox(ctx)
 
     return run

@@ -117,6 +117,33 @@ async def test_presigned_put_is_confirmed_through_the_storage_webhook(
     assert file["etag"] == hashlib.md5(content).hexdigest()
 
 
+async def test_a_reused_put_url_is_seen_through_the_webhook(
+    running_service: tuple[str, int, subprocess.Popen[bytes]],
+) -> None:
+    """An overwrite of a confirmed object (SeaweedFS ``update``) is confirmed again: the record
+    follows the object and the quota counts what storage holds."""
+    base_url, _, _ = running_service
+    async with httpx.AsyncClient(base_url=f"{base_url}/api/v1", timeout=30) as http:
+        headers = await _account(http, "reuse")
+        ticket = (
+            await http.post("/files/upload", json={"path": "/r.bin"}, headers=headers)
+        ).json()["upload"]
+        sizes = []
+        async with httpx.AsyncClient() as plain:
+            for body in (b"1", os.urandom(2 * 1024 * 1024)):
+                sent = await plain.put(ticket["url"], content=body, headers=ticket["headers"])
+                assert sent.status_code == 200, sent.text
+                deadline = time.monotonic() + 15
+                while True:
+                    files = (await http.get("/files", headers=headers)).json()["files"]
+                    if files and files[0]["size"] == len(body):
+                        break
+                    assert time.monotonic() < deadline, f"{len(body)} bytes never confirmed"
+                    await asyncio.sleep(0.05)
+                sizes.append(files[0]["size"])
+    assert sizes == [1, 2 * 1024 * 1024]
+
+
 async def test_make_run_serves_the_api_and_stops_cleanly(
     running_service: tuple[str, int, subprocess.Popen[bytes]],
 ) -> None:

@@ -49,7 +49,7 @@ async def test_state_changes_logged_without_secrets(
         "file stored",
         "file overwritten",
         "file deleted",
-        "object deletion queued",
+        "object deletion recorded",
         "object deleted",
     ):
         assert expected in messages, expected

@@ -3,15 +3,17 @@
 import contextlib
 from typing import Any, ClassVar
 
-from arq import cron
+from arq import cron, func
 from arq.connections import RedisSettings
+from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
+from arq.worker import Function
 
 from api.config import get_settings
-from api.db import create_engine, create_sessionmaker
+from api.jobs import CONFIRM_UPLOAD, DRAIN_OUTBOX, RECONCILE_UPLOADS, SWEEP_BUCKET
 from api.logging import configure_logging
-from api.storage import open_storage
-from worker.tasks import confirm_upload, delete_object, reconcile_uploads
+from worker.context import open_context
+from worker.tasks import confirm_upload, drain_outbox, reconcile_uploads, sweep_bucket
 
 settings = get_settings()
 
@@ -19,28 +21,31 @@ settings = get_settings()
 async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings.log_level)
     stack = contextlib.AsyncExitStack()
+    ctx.update(await open_context(settings, stack, ctx["redis"]))
     ctx["stack"] = stack
-    ctx["settings"] = settings
-    engine = create_engine(settings)
-    stack.push_async_callback(engine.dispose)
-    ctx["sessionmaker"] = create_sessionmaker(engine)
-    ctx["storage"] = await stack.enter_async_context(open_storage(settings))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["stack"].aclose()
 
 
+def every(seconds: int) -> dict[str, Any]:
+    """A cron schedule that fires every ``seconds`` (validated by the settings to fit one)."""
+    if seconds < 60:
+        return {"second": set(range(0, 60, seconds))}
+    return {"minute": set(range(0, 60, seconds // 60)), "second": 0}
+
+
+def periodic(coroutine: WorkerCoroutine, name: str, seconds: int) -> CronJob:
+    return cron(coroutine, name=name, run_at_startup=True, unique=True, **every(seconds))
+
+
 class WorkerSettings:
-    functions: ClassVar[list[WorkerCoroutine]] = [confirm_upload, delete_object]
-    cron_jobs: ClassVar = [
-        cron(
-            reconcile_uploads,
-            minute=set(range(0, 60, settings.reconcile_interval_minutes)),
-            second=0,
-            run_at_startup=True,
-            unique=True,
-        )
+    functions: ClassVar[list[Function]] = [func(confirm_upload, name=CONFIRM_UPLOAD)]
+    cron_jobs: ClassVar[list[CronJob]] = [
+        periodic(reconcile_uploads, RECONCILE_UPLOADS, settings.reconcile_interval_seconds),
+        periodic(drain_outbox, DRAIN_OUTBOX, settings.outbox_drain_interval_seconds),
+        periodic(sweep_bucket, SWEEP_BUCKET, settings.sweep_interval_seconds),
     ]
     on_startup = startup
     on_shutdown = shutdown
@@ -48,4 +53,5 @@ class WorkerSettings:
     poll_delay = settings.worker_poll_delay_seconds
     max_tries = settings.worker_max_tries
     max_jobs = settings.worker_max_jobs
-    keep_result = 60
+    # No kept results: a finished job's id must never make a later enqueue with it a no-op.
+    keep_result = 0

@@ -1,7 +1,10 @@
 """Upload confirmation: the one idempotent step that makes an uploaded object a file's content.
 
-The worker (after a bucket notification or reconcile), a proxied upload and the ``complete``
-endpoint all run it.
+A direct upload is confirmed by the worker (after a bucket notification, or by reconcile) or by
+the ``complete`` endpoint; a proxied upload only by the request that streamed it, which passes
+what it stored. Everything else that notices a proxied object leaves it alone: if its request
+failed, the upload is ``failed`` (or its lease runs out and reconcile fails it), and it never
+becomes content later.
 """
 
 import logging
@@ -9,20 +12,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.config import Settings
-from api.db import after_commit
+from api.files.outbox import Outbox
 from api.files.repository import FileRepository, UploadRepository
 from api.files.service import guess_content_type
-from api.jobs import schedule_delete
-from api.models import File, Upload, UploadStatus
+from api.models import File, Upload, UploadKind, UploadStatus
 from api.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["confirmed", "already_done", "not_arrived", "rejected", "unknown"]
+Outcome = Literal["confirmed", "already_done", "not_arrived", "rejected", "unknown", "not_ours"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,16 @@ class Confirmation:
     upload: Upload | None = None
     file: File | None = None
     replaced_key: str | None = None
+
+    @property
+    def stored(self) -> bool:
+        """The upload's object is its file's content now."""
+        return (
+            self.upload is not None
+            and self.upload.status == UploadStatus.completed
+            and self.file is not None
+            and self.file.object_key == self.upload.object_key
+        )
 
 
 def _violation(
@@ -42,32 +53,40 @@ def _violation(
         return f"size {info.size} exceeds the upload limit {settings.max_upload_bytes}"
     if upload.declared_size is not None and info.size > upload.declared_size:
         return f"size {info.size} exceeds the declared size {upload.declared_size}"
+    if upload.sha256 is not None and info.sha256 is not None and info.sha256 != upload.sha256:
+        return "the object's SHA-256 differs from the declared one"
     if used - (file.size or 0) + info.size > settings.user_quota_bytes:
         return f"size {info.size} exceeds the remaining quota"
     return None
 
 
 async def confirm_upload(
-    session: AsyncSession, storage: Storage, queue: ArqRedis, settings: Settings, object_key: str
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    object_key: str,
+    *,
+    stored: ObjectInfo | None = None,
 ) -> Confirmation:
     """Make the uploaded object its file's content. Idempotent; the caller commits.
 
-    The object is HEADed before any row is locked; then upload, file and user rows are locked in
-    that order (deletion takes file then user), so concurrent confirmations cannot deadlock.
-    Objects to delete (the replaced one, a rejected or late one) are queued after the commit.
-    A presigned PUT reused after confirmation changes the object under the file: it is checked
-    again like a new upload.
+    ``stored`` is what a proxied upload's request just wrote; without it the object is HEADed
+    (before any lock is taken). Rows are locked in the one order of ``api.models``: file, then
+    upload, then user. Objects that become garbage (replaced, rejected, late, unclaimed) go to
+    the outbox in this transaction. A presigned PUT reused after confirmation changes the
+    object under the file (a new etag): it is checked again like a new upload.
     """
-    info = await storage.head(object_key)
-    upload = await UploadRepository(session).lock_by_key(object_key)
-    if upload is None:
+    found = await UploadRepository(session).find_by_key(object_key)
+    outbox = Outbox(session)
+    if found is None:
+        await outbox.add(object_key, "no upload claims it")
         return Confirmation("unknown")
-    files = FileRepository(session, upload.owner_id)
-
-    async def remove(key: str, reason: str) -> None:
-        await schedule_delete(queue, storage, key, reason)
-
-    file = await files.lock(upload.file_id) if upload.file_id else None
+    if found.kind == UploadKind.proxied and stored is None:
+        return Confirmation("not_ours", found)
+    info = stored or await storage.head(object_key)
+    files = FileRepository(session, found.owner_id)
+    file = await files.lock(found.file_id) if found.file_id else None
+    upload = await UploadRepository(session).lock(found.id)
     if info is None:
         pending = upload.status == UploadStatus.pending
         return Confirmation("not_arrived" if pending else "already_done", upload, file)
@@ -76,13 +95,12 @@ async def confirm_upload(
         if is_current and file is not None and info.etag == file.etag:
             return Confirmation("already_done", upload, file)
         if not is_current:
-            late = f"late object of a {upload.status} upload"
-            after_commit(session, lambda: remove(object_key, late))
+            await outbox.add(object_key, f"late object of a {upload.status} upload")
             return Confirmation("already_done", upload, file)
     if file is None:
         upload.status, upload.reason = UploadStatus.rejected, "the file was deleted meanwhile"
         upload.completed_at = datetime.now(UTC)
-        after_commit(session, lambda: remove(object_key, "its file was deleted"))
+        await outbox.add(object_key, "its file was deleted")
         return Confirmation("rejected", upload)
     used = await files.lock_used_bytes()
     now = datetime.now(UTC)
@@ -91,25 +109,26 @@ async def confirm_upload(
     reason = _violation(info, upload, used, file, settings)
     if reason is not None:
         upload.status, upload.reason, upload.completed_at = UploadStatus.rejected, reason, now
-        if file.object_key == object_key:
+        if is_current:
             await files.account_change(-(file.size or 0))
-            file.object_key, file.size, file.etag = None, None, None
+            file.object_key, file.size, file.etag, file.sha256 = None, None, None, None
             await session.flush()
         await files.delete_if_empty(file.id)
-        after_commit(session, lambda: remove(object_key, "upload rejected"))
+        await outbox.add(object_key, "upload rejected")
         log.warning("upload rejected", extra={**ids, "reason": reason, "size": info.size})
         return Confirmation("rejected", upload, file)
 
-    replaced_key = file.object_key if file.object_key != object_key else None
+    replaced_key = None if is_current else file.object_key
     size_delta = info.size - (file.size or 0)
     file.object_key, file.size, file.etag = object_key, info.size, info.etag
+    file.sha256 = info.sha256
     file.content_type = upload.content_type or info.content_type or guess_content_type(file.name)
     file.modified_at = now
     upload.status, upload.completed_at = UploadStatus.completed, now
     await files.account_change(size_delta)
     await session.flush()
     if replaced_key is not None:
-        after_commit(session, lambda: remove(replaced_key, "replaced by a newer upload"))
+        await outbox.add(replaced_key, "replaced by a newer upload")
     log.info(
         "file overwritten" if replaced_key else "file stored",
         extra={**ids, "size": info.size, "etag": info.etag, "replaced_key": replaced_key},

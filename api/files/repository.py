@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from api.models import File, Upload, UploadStatus, User
+from api.models import File, Upload, UploadKind, UploadStatus, User
 
 
 def _like_prefix(prefix: str) -> str:
@@ -109,9 +109,6 @@ class FileRepository:
         query = select(Upload).where(Upload.id == upload_id, Upload.owner_id == self.owner_id)
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def delete_upload(self, upload_id: uuid.UUID) -> None:
-        await self.session.execute(delete(Upload).where(Upload.id == upload_id))
-
     async def account_change(self, size_delta: int) -> None:
         """Bump the cache generation and adjust used bytes in this transaction."""
         await self.session.execute(
@@ -131,33 +128,71 @@ class UploadRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock_by_key(self, object_key: str) -> Upload | None:
+    async def find_by_key(self, object_key: str) -> Upload | None:
+        """The upload, unlocked: its file must be locked before it (files → uploads → users)."""
+        query = select(Upload).where(Upload.object_key == object_key)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def lock(self, upload_id: uuid.UUID) -> Upload:
         query = (
             select(Upload)
-            .where(Upload.object_key == object_key)
+            .where(Upload.id == upload_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
-        return (await self.session.execute(query)).scalar_one_or_none()
+        return (await self.session.execute(query)).scalar_one()
 
-    async def pending(self, limit: int) -> Sequence[tuple[str, datetime]]:
-        """Pending uploads' keys and expiry, soonest expiry first (the partial index)."""
+    async def renew_lease(self, upload_id: uuid.UUID, seconds: float) -> bool:
+        """Push a pending upload's expiry ``seconds`` ahead; false once it is no longer pending."""
+        statement = (
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.status == UploadStatus.pending)
+            .values(expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds))
+        )
+        result = await self.session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def pending(self, limit: int) -> Sequence[tuple[str, datetime, UploadKind]]:
+        """Pending uploads' keys, expiry and kind, soonest expiry first (the partial index)."""
         query = (
-            select(Upload.object_key, Upload.expires_at)
+            select(Upload.object_key, Upload.expires_at, Upload.kind)
             .where(Upload.status == UploadStatus.pending)
             .order_by(Upload.expires_at)
             .limit(limit)
         )
-        return [(key, expires_at) for key, expires_at in (await self.session.execute(query))]
+        return [(key, expires, kind) for key, expires, kind in await self.session.execute(query)]
 
-    async def expire(self, object_keys: Sequence[str], now: datetime) -> int:
+    async def recently_confirmed(self, limit: int) -> Sequence[tuple[str, str | None]]:
+        """Current objects of direct uploads whose URLs may still be used again, with the etag
+        their file recorded: a PUT to such a URL replaces the object under the file."""
+        query = (
+            select(Upload.object_key, File.etag)
+            .join(File, File.object_key == Upload.object_key)
+            .where(
+                Upload.status == UploadStatus.completed,
+                Upload.kind == UploadKind.direct,
+                Upload.expires_at > func.now(),
+            )
+            .order_by(Upload.expires_at)
+            .limit(limit)
+        )
+        return [(key, etag) for key, etag in await self.session.execute(query)]
+
+    async def close_expired(
+        self, object_keys: Sequence[str], status: UploadStatus, reason: str
+    ) -> list[str]:
+        """Close those of ``object_keys`` still pending and past expiry; returns their keys."""
         statement = (
             update(Upload)
-            .where(Upload.object_key.in_(object_keys), Upload.status == UploadStatus.pending)
-            .values(status=UploadStatus.expired, reason="never uploaded", completed_at=now)
+            .where(
+                Upload.object_key.in_(object_keys),
+                Upload.status == UploadStatus.pending,
+                Upload.expires_at < func.now(),
+            )
+            .values(status=status, reason=reason, completed_at=func.now())
+            .returning(Upload.object_key)
         )
-        result = await self.session.execute(statement)
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return list((await self.session.execute(statement)).scalars())
 
     async def remove_contentless_files(self) -> int:
         """File rows that never got content and have no upload pending any more."""

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from api.body import read_json as _read_json
-from api.deps import CacheDep, CurrentUser, QueueDep, SessionDep, SettingsDep, StorageDep
+from api.deps import CacheDep, CurrentUser, SessionDep, SettingsDep, StorageDep
 from api.errors import (
     EmptyFile,
     FileNotFound,
@@ -108,7 +108,6 @@ async def upload(
     session: SessionDep,
     settings: SettingsDep,
     storage: StorageDep,
-    queue: QueueDep,
     path: Annotated[str | None, Query(description="Target path, if not a form field.")] = None,
 ) -> PendingFile | StoredFile:
     """Upload a file.
@@ -134,7 +133,7 @@ async def upload(
     too_long = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     if declared is not None and declared.isdigit() and int(declared) > too_long:
         raise PayloadTooLarge()
-    ctx = uploads.UploadContext(request.app.state.sessionmaker, storage, queue, settings)
+    ctx = uploads.UploadContext(request.app.state.sessionmaker, storage, settings)
     events = read_multipart(request.stream(), boundary)
     file = await uploads.upload_proxied(ctx, user, events, path)
     return StoredFile(**FileOut.of(file).model_dump())
@@ -159,13 +158,12 @@ async def complete_upload(
     user: CurrentUser,
     session: SessionDep,
     storage: StorageDep,
-    queue: QueueDep,
     settings: SettingsDep,
     response: Response,
 ) -> UploadState | JSONResponse:
     """Confirm a direct upload now: 200 once confirmed, 202 while the object has not arrived,
     409 when it was rejected (the reason says why) or has expired."""
-    state = await uploads.complete_upload(session, storage, queue, settings, user, upload_id)
+    state = await uploads.complete_upload(session, storage, settings, user, upload_id)
     if state.status in {UploadStatus.rejected, UploadStatus.expired}:
         detail = f"The upload is {state.status}: {state.reason or 'no reason given'}."
         return error_response(UploadClosed(detail))
@@ -262,9 +260,7 @@ async def download(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(Unauthorized, InvalidPath, FileNotFound),
 )
-async def delete(
-    user: CurrentUser, session: SessionDep, queue: QueueDep, storage: StorageDep, path: PathRef
-) -> Response:
-    """Delete a file by path or id; its object is removed from storage by a job."""
-    await service.delete_file(session, queue, storage, user, parse_reference(path))
+async def delete(user: CurrentUser, session: SessionDep, path: PathRef) -> Response:
+    """Delete a file by path or id; its object is removed from storage by the worker."""
+    await service.delete_file(session, user, parse_reference(path))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -24,6 +24,9 @@ class FileOut(BaseModel):
     size: int | None
     content_type: str | None
     etag: str | None
+    sha256: str | None = Field(
+        default=None, description="Hex SHA-256 of the content, when storage verified one."
+    )
     modified_at: datetime
 
     @classmethod
@@ -36,6 +39,7 @@ class FileOut(BaseModel):
             size=file.size,
             content_type=file.content_type,
             etag=file.etag,
+            sha256=file.sha256,
             modified_at=file.modified_at,
         )
 
@@ -125,7 +129,10 @@ class UploadTicket(BaseModel):
     method: Literal["PUT"] = "PUT"
     headers: dict[str, str]
     expires_at: datetime
-    post: PresignedPostOut
+    post: PresignedPostOut | None = Field(
+        description="A browser form upload; absent when a sha256 was declared (a POST policy "
+        "cannot make storage check it)."
+    )
 
 
 class PendingFile(FileOut):

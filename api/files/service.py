@@ -7,14 +7,11 @@ import mimetypes
 import uuid
 from urllib.parse import quote
 
-from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cache import Cache
-from api.db import after_commit
-from api.errors import (
-    FileNotFound,
-)
+from api.errors import FileNotFound
+from api.files.outbox import Outbox
 from api.files.repository import FileRepository
 from api.files.schemas import (
     FileList,
@@ -22,9 +19,7 @@ from api.files.schemas import (
     decode_cursor,
     encode_cursor,
 )
-from api.jobs import schedule_delete
 from api.models import File, User
-from api.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +95,9 @@ async def find_file(
     return record
 
 
-async def delete_file(
-    session: AsyncSession, queue: ArqRedis, storage: Storage, user: User, reference: uuid.UUID | str
-) -> None:
+async def delete_file(session: AsyncSession, user: User, reference: uuid.UUID | str) -> None:
+    """Delete the file row (its uploads keep their records) and record its object for deletion,
+    in the request's transaction; lock order: file, then (by the cascade) uploads, then user."""
     files = FileRepository(session, user.id)
     found = await files.find(reference)
     file = await files.lock(found.id) if found else None
@@ -111,11 +106,7 @@ async def delete_file(
     object_key, size = file.object_key, file.size or 0
     await files.delete(file)
     await files.account_change(-size)
-
-    async def remove_object() -> None:
-        await schedule_delete(queue, storage, object_key, reason="file deleted")
-
-    after_commit(session, remove_object)
+    await Outbox(session).add(object_key, "file deleted")
     log.info(
         "file deleted",
         extra={"user_id": str(user.id), "file_id": str(file.id), "object_key": object_key},

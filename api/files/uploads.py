@@ -3,17 +3,18 @@
 import asyncio
 import base64
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.config import Settings
-from api.db import run_after_commit
+from api.db import run_transaction
 from api.errors import (
+    AppError,
     EmptyFile,
     InvalidPath,
     MalformedBody,
@@ -24,9 +25,10 @@ from api.errors import (
     UploadNotFound,
     ValidationFailed,
 )
-from api.files.confirmation import confirm_upload
+from api.files.confirmation import Confirmation, confirm_upload
 from api.files.multipart import Event, Field, FilePart, PartEnd
-from api.files.repository import FileRepository
+from api.files.outbox import Outbox
+from api.files.repository import FileRepository, UploadRepository
 from api.files.schemas import (
     FileOut,
     PendingFile,
@@ -37,9 +39,9 @@ from api.files.schemas import (
 )
 from api.files.service import guess_content_type
 from api.logging import redact_url
-from api.models import File, Upload, User
+from api.models import File, Upload, UploadKind, UploadStatus, User
 from api.paths import file_path
-from api.storage import Storage
+from api.storage import LimitExceeded, Storage
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ async def _open_upload(
     expires_at: datetime,
     declared_size: int | None = None,
     sha256: str | None = None,
+    kind: UploadKind = UploadKind.direct,
 ) -> tuple[File, Upload, int]:
     """Lock (or create) the file row and record a pending upload for it; returns the room
     left in the quota, counting the bytes the upload would replace."""
@@ -73,6 +76,7 @@ async def _open_upload(
             content_type=content_type,
             sha256=sha256,
             expires_at=expires_at,
+            kind=kind,
         )
     )
     return file, upload, room
@@ -82,7 +86,6 @@ async def _open_upload(
 class UploadContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     storage: Storage
-    queue: ArqRedis
     settings: Settings
 
 
@@ -99,6 +102,24 @@ async def _file_bytes(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
     async for event in events:
         if isinstance(event, FilePart):
             raise MalformedBody("Send exactly one file part.")
+
+
+async def _renewing_lease(
+    ctx: UploadContext, upload_id: uuid.UUID, chunks: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """Pass ``chunks`` through, renewing the pending upload's lease every third of it. If the
+    lease ran out meanwhile (reconcile failed the upload), the stream stops here."""
+    lease = ctx.settings.proxied_upload_lease_seconds
+    renew_at = time.monotonic() + lease / 3
+    async for chunk in chunks:
+        if time.monotonic() >= renew_at:
+            async with ctx.sessionmaker() as session:
+                renewed = await UploadRepository(session).renew_lease(upload_id, lease)
+                await session.commit()
+            if not renewed:
+                raise UploadClosed("The upload's lease ran out; send it again.")
+            renew_at = time.monotonic() + lease / 3
+        yield chunk
 
 
 async def _read_up_to_file(
@@ -125,18 +146,20 @@ async def _read_up_to_file(
 async def upload_proxied(
     ctx: UploadContext, user: User, events: AsyncIterator[Event], query_path: str | None
 ) -> File:
-    """Stream a multipart upload to storage, then confirm it as the worker would.
+    """Stream a multipart upload to storage, then confirm it in this request.
 
-    The pending upload row is committed before any byte moves, so a crash mid-way leaves
-    something ``reconcile_uploads`` can finish or expire; any failure removes what was written.
+    The pending upload row (a lease this request renews) is committed before any byte moves.
+    Whatever goes wrong after that, the upload ends ``failed`` and its object goes to the
+    outbox; if even that cannot be recorded, the lease runs out and reconcile does it. Nothing
+    but this request ever confirms it, so a failed upload never becomes content later.
     """
     raw_path, part = await _read_up_to_file(events, query_path)
     path, name = file_path(raw_path, part.filename)
     content_type = part.content_type or guess_content_type(name)
     settings = ctx.settings
-    expires_at = datetime.now(UTC) + timedelta(seconds=settings.proxied_upload_timeout_seconds)
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.proxied_upload_lease_seconds)
     async with ctx.sessionmaker() as session:
-        file, upload, room = await _open_upload(
+        _, upload, room = await _open_upload(
             FileRepository(session, user.id),
             ctx.storage,
             settings,
@@ -144,47 +167,81 @@ async def upload_proxied(
             name,
             content_type=content_type,
             expires_at=expires_at,
+            kind=UploadKind.proxied,
         )
         await session.commit()
-    file_id, upload_id, object_key = file.id, upload.id, upload.object_key
+    upload_id, object_key = upload.id, upload.object_key
+
+    async def confirm(session: AsyncSession) -> Confirmation:
+        return await confirm_upload(session, ctx.storage, settings, object_key, stored=stored)
 
     limit = min(settings.max_upload_bytes, room)
+    chunks = _renewing_lease(ctx, upload_id, _file_bytes(events))
     try:
-        size = await ctx.storage.put_stream(object_key, _file_bytes(events), content_type, limit)
-        if size == 0:
+        stored = await ctx.storage.put_stream(object_key, chunks, content_type, limit)
+        if stored.size == 0:
             raise EmptyFile()
+        retry_seconds = settings.transaction_retry_seconds
+        result = await run_transaction(ctx.sessionmaker, confirm, retry_seconds)
     except BaseException as error:
-        await asyncio.shield(_discard(ctx, user, upload_id, file_id, object_key))
-        if isinstance(error, PayloadTooLarge) and limit < settings.max_upload_bytes:
-            raise QuotaExceeded() from None
+        landed = await asyncio.shield(_fail(ctx, upload_id, _failure_reason(error)))
+        if landed is not None:
+            return landed
+        if isinstance(error, LimitExceeded):
+            over_quota = limit < settings.max_upload_bytes
+            raise (QuotaExceeded() if over_quota else PayloadTooLarge()) from None
         raise
-
-    async with ctx.sessionmaker() as session:
-        result = await confirm_upload(session, ctx.storage, ctx.queue, settings, object_key)
-        await session.commit()
-        await run_after_commit(session)
-    if result.outcome == "rejected":
-        reason = result.upload.reason if result.upload else None
-        # Streaming enforced the size limit; what is left is the quota (a concurrent upload
-        # took the room) or the file being deleted meanwhile.
-        raise QuotaExceeded(reason) if result.file is not None else UploadClosed(reason)
-    assert result.file is not None and result.file.object_key is not None
-    return result.file
+    if result.stored:
+        assert result.file is not None
+        return result.file
+    reason = result.upload.reason if result.upload else None
+    if result.outcome == "rejected" and result.file is not None:
+        # Streaming enforced the size limit; what is left is the quota a concurrent upload took.
+        raise QuotaExceeded(reason)
+    raise UploadClosed(reason or "The upload was closed while it streamed.")
 
 
-async def _discard(
-    ctx: UploadContext, user: User, upload_id: uuid.UUID, file_id: uuid.UUID, object_key: str
-) -> None:
+def _failure_reason(error: BaseException) -> str:
+    if isinstance(error, AppError):
+        return error.detail
+    if isinstance(error, LimitExceeded):
+        return "larger than the upload limit or the remaining quota"
+    return f"the upload was interrupted ({type(error).__name__})"
+
+
+async def _fail(ctx: UploadContext, upload_id: uuid.UUID, reason: str) -> File | None:
+    """Record that the proxied upload failed and queue its object's deletion; returns the file
+    instead if the confirmation had landed after all (its commit's answer was lost)."""
+
+    async def record(session: AsyncSession) -> File | None:
+        uploads = UploadRepository(session)
+        found = await session.get(Upload, upload_id)
+        if found is None:
+            return None
+        files = FileRepository(session, found.owner_id)
+        file = await files.lock(found.file_id) if found.file_id else None
+        upload = await uploads.lock(upload_id)
+        if file is not None and file.object_key == upload.object_key:
+            return file if upload.status == UploadStatus.completed else None
+        if upload.status == UploadStatus.pending:
+            upload.status, upload.reason = UploadStatus.failed, reason
+            upload.completed_at = datetime.now(UTC)
+            await session.flush()
+        await Outbox(session).add(upload.object_key, "proxied upload failed")
+        if file is not None:
+            await files.delete_if_empty(file.id)
+        return None
+
     try:
-        await ctx.storage.delete(object_key)
-        async with ctx.sessionmaker() as session:
-            files = FileRepository(session, user.id)
-            await files.delete_upload(upload_id)
-            await files.delete_if_empty(file_id)
-            await session.commit()
-        log.info("proxied upload discarded", extra={"upload_id": str(upload_id)})
+        landed = await run_transaction(
+            ctx.sessionmaker, record, ctx.settings.transaction_retry_seconds
+        )
     except Exception:
-        log.exception("proxied upload cleanup failed", extra={"upload_id": str(upload_id)})
+        log.exception("recording a failed upload failed", extra={"upload_id": str(upload_id)})
+        return None
+    if landed is None:
+        log.info("proxied upload failed", extra={"upload_id": str(upload_id), "reason": reason})
+    return landed
 
 
 async def issue_upload(
@@ -193,7 +250,8 @@ async def issue_upload(
     """Record a pending upload and sign a PUT and a browser POST for it.
 
     Limits are checked before anything is signed; the signatures pin the content type, and the
-    declared size and checksum when given, so storage itself refuses anything else.
+    declared size and checksum when given, so storage itself refuses anything else. A POST
+    policy cannot pin a checksum, so an intent with ``sha256`` gets the PUT alone.
     """
     path, name = file_path(intent.path, intent.name)
     content_type = intent.content_type or guess_content_type(name)
@@ -213,14 +271,12 @@ async def issue_upload(
     )
     upload_id, object_key = upload.id, upload.object_key
     checksum = base64.b64encode(bytes.fromhex(intent.sha256)).decode() if intent.sha256 else None
-    put_url = storage.presign_put(object_key, content_type, intent.size, checksum)
-    max_size = intent.size or min(settings.max_upload_bytes, room)
-    post = storage.presign_post(object_key, content_type, max_size)
-    headers = {"Content-Type": content_type}
-    if intent.size is not None:
-        headers["Content-Length"] = str(intent.size)
-    if checksum is not None:
-        headers["x-amz-checksum-sha256"] = checksum
+    put = storage.presign_put(object_key, content_type, intent.size, checksum)
+    post = None
+    if checksum is None:
+        max_size = intent.size or min(settings.max_upload_bytes, room)
+        signed_post = storage.presign_post(object_key, content_type, max_size)
+        post = PresignedPostOut(url=signed_post.url, fields=signed_post.fields)
     log.info(
         "upload issued",
         extra={
@@ -229,15 +285,15 @@ async def issue_upload(
             "upload_id": str(upload_id),
             "object_key": object_key,
             "declared_size": intent.size,
-            "url": redact_url(put_url),
+            "url": redact_url(put.url),
         },
     )
     ticket = UploadTicket(
         id=upload_id,
-        url=put_url,
-        headers=headers,
+        url=put.url,
+        headers=put.headers,
         expires_at=url_expires_at,
-        post=PresignedPostOut(url=post.url, fields=post.fields),
+        post=post,
     )
     return PendingFile(**FileOut.of(file).model_dump(), upload=ticket)
 
@@ -265,19 +321,21 @@ async def upload_state(session: AsyncSession, user: User, upload_id: uuid.UUID) 
 async def complete_upload(
     session: AsyncSession,
     storage: Storage,
-    queue: ArqRedis,
     settings: Settings,
     user: User,
     upload_id: uuid.UUID,
 ) -> UploadState:
     """Confirm now instead of waiting for the notification; the state says how it went.
 
-    A rejection is a state, not an exception: it must commit (and its object be deleted).
+    A rejection is a state, not an exception: it must commit (its object goes to the outbox).
+    A proxied upload is confirmed by its own request only: its state is returned as it is.
     """
     upload = await FileRepository(session, user.id).get_upload(upload_id)
     if upload is None:
         raise UploadNotFound()
-    result = await confirm_upload(session, storage, queue, settings, upload.object_key)
+    result = await confirm_upload(session, storage, settings, upload.object_key)
     if result.upload is None:
         raise UploadNotFound()
+    if result.outcome == "not_ours":
+        return await upload_state(session, user, upload_id)
     return _state(result.upload, result.file)

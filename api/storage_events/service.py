@@ -7,7 +7,7 @@ from arq.connections import ArqRedis
 from api.cache import REDIS_FAILURES
 from api.config import Settings
 from api.errors import MalformedBody, QueueUnavailable
-from api.jobs import CONFIRM_UPLOAD, confirm_job_id
+from api.jobs import enqueue_confirm
 from api.storage_events.parser import MalformedEvent, parse_events
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,7 @@ async def accept(queue: ArqRedis, settings: Settings, body: object) -> int:
         raise MalformedBody(f"Not a bucket notification: {error}") from None
     try:
         for event in events:
-            await queue.enqueue_job(
-                CONFIRM_UPLOAD, event.key, _job_id=confirm_job_id(event.key, event.etag)
-            )
+            await enqueue_confirm(queue, event.key, event.etag)
     except REDIS_FAILURES as error:
         log.error("queue unreachable; storage will retry", extra={"error": repr(error)})
         raise QueueUnavailable() from None

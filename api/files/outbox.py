@@ -1,0 +1,128 @@
+"""The object-deletion outbox: garbage recorded in the transaction that made it, drained later.
+
+A transaction that unreferences an object (replaced, rejected, deleted, late, failed) inserts
+its key here before it commits; the worker's drain deletes the objects and the rows. Nothing
+that matters waits in Redis or in an after-commit callback, so a lost queue or a process killed
+between commit and enqueue loses no deletion. Deleting an object twice is harmless, so rows are
+claimed with ``SKIP LOCKED`` and several workers can drain at once.
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.config import Settings
+from api.models import ObjectDeletion
+from api.storage import Storage
+from api.transient import is_transient
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY_SECONDS = 300.0
+
+
+class Outbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, object_key: str, reason: str) -> None:
+        """Record that ``object_key`` must go once this transaction commits."""
+        await self.session.execute(
+            insert(ObjectDeletion).values(object_key=object_key, reason=reason)
+        )
+        log.info("object deletion recorded", extra={"object_key": object_key, "reason": reason})
+
+    async def add_many(self, object_keys: Sequence[str], reason: str) -> None:
+        if object_keys:
+            rows = [{"object_key": key, "reason": reason} for key in object_keys]
+            await self.session.execute(insert(ObjectDeletion), rows)
+            log.info("object deletions recorded", extra={"count": len(rows), "reason": reason})
+
+    async def claim(self, limit: int) -> Sequence[ObjectDeletion]:
+        """Due rows, locked for this transaction; rows another drain holds are skipped."""
+        query = (
+            select(ObjectDeletion)
+            .where(ObjectDeletion.not_before <= func.now())
+            .order_by(ObjectDeletion.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def remove(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self.session.execute(delete(ObjectDeletion).where(ObjectDeletion.id.in_(ids)))
+
+    async def defer(self, row: ObjectDeletion, error: BaseException) -> float:
+        delay = min(2.0**row.attempts, MAX_RETRY_DELAY_SECONDS)
+        await self.session.execute(
+            update(ObjectDeletion)
+            .where(ObjectDeletion.id == row.id)
+            .values(
+                attempts=ObjectDeletion.attempts + 1,
+                last_error=repr(error)[:500],
+                not_before=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay),
+            )
+        )
+        return delay
+
+    async def pending(self) -> int:
+        query = select(func.count()).select_from(ObjectDeletion)
+        return int((await self.session.execute(query)).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    deleted: int
+    deferred: int
+
+
+async def _drain_batch(session: AsyncSession, storage: Storage, limit: int) -> DrainResult:
+    outbox = Outbox(session)
+    rows = await outbox.claim(limit)
+    results = await asyncio.gather(
+        *(storage.delete(row.object_key) for row in rows), return_exceptions=True
+    )
+    done: list[int] = []
+    deferred = 0
+    for row, result in zip(rows, results, strict=True):
+        if not isinstance(result, BaseException):
+            done.append(row.id)
+            log.info(
+                "object deleted",
+                extra={"object_key": row.object_key, "reason": row.reason},
+            )
+            continue
+        if not isinstance(result, Exception):
+            raise result
+        delay = await outbox.defer(row, result)
+        deferred += 1
+        level = logging.WARNING if is_transient(result) else logging.ERROR
+        log.log(
+            level,
+            "object deletion failed; retrying later",
+            extra={"object_key": row.object_key, "error": repr(result), "defer": delay},
+        )
+    await outbox.remove(done)
+    await session.commit()
+    return DrainResult(len(done), deferred)
+
+
+async def drain_outbox(
+    sessionmaker: async_sessionmaker[AsyncSession], storage: Storage, settings: Settings
+) -> dict[str, int]:
+    """Delete every due object, a batch per transaction, until fewer than a batch are due."""
+    deleted = deferred = 0
+    while True:
+        async with sessionmaker() as session:
+            batch = await _drain_batch(session, storage, settings.outbox_batch_size)
+        deleted, deferred = deleted + batch.deleted, deferred + batch.deferred
+        if batch.deleted + batch.deferred < settings.outbox_batch_size:
+            break
+    if deleted or deferred:
+        log.info("outbox drained", extra={"deleted": deleted, "deferred": deferred})
+    return {"deleted": deleted, "deferred": deferred}

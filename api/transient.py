@@ -1,0 +1,85 @@
+"""Which failures are transient: one classifier for the API (retry or 503) and the worker (retry).
+
+A failure is transient when trying again later can succeed without anything changing on our
+side: a backing service down or restarting, a dropped connection, a deadlock or serialization
+failure (PostgreSQL aborted one transaction so another could go on), storage's 5xx or throttle.
+Everything else (a constraint violation, a 4xx from storage, a bug) is permanent.
+"""
+
+import enum
+
+import asyncpg
+from botocore.exceptions import BotoCoreError, ClientError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+
+class Backend(enum.StrEnum):
+    """The service a transient failure came from; it picks the 503's error code."""
+
+    database = "database"
+    storage = "storage"
+    redis = "redis"
+    network = "network"
+
+
+# SQLSTATEs (and classes) of failures that a new attempt can get past.
+RETRYABLE_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "40003",  # statement_completion_unknown
+        "55P03",  # lock_not_available
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now
+    }
+)
+RETRYABLE_SQLSTATE_CLASSES = ("08", "53")  # connection exception, insufficient resources
+STORAGE_RETRYABLE_CODES = frozenset(
+    {"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "ServiceUnavailable", "InternalError"}
+)
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE behind a driver error, if any."""
+    code = getattr(getattr(error, "orig", None), "sqlstate", None) or getattr(
+        error, "sqlstate", None
+    )
+    return code if isinstance(code, str) else None
+
+
+def _storage_transient(error: ClientError) -> bool:
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    return status >= 500 or code in STORAGE_RETRYABLE_CODES
+
+
+def classify(error: BaseException) -> Backend | None:
+    """The backend whose transient failure ``error`` is, or ``None`` when it is permanent."""
+    if isinstance(error, ClientError):
+        return Backend.storage if _storage_transient(error) else None
+    if isinstance(error, BotoCoreError):
+        return Backend.storage
+    if isinstance(error, (DBAPIError, asyncpg.PostgresError)):
+        code = sqlstate(error)
+        if code is not None:
+            retryable = code in RETRYABLE_SQLSTATES or code.startswith(RETRYABLE_SQLSTATE_CLASSES)
+            return Backend.database if retryable else None
+    if isinstance(error, DBAPIError):
+        connection_lost = isinstance(error, (OperationalError, InterfaceError))
+        return Backend.database if connection_lost or error.connection_invalidated else None
+    if isinstance(error, asyncpg.ConnectionDoesNotExistError):
+        return Backend.database
+    if isinstance(error, PoolTimeout):
+        return Backend.database
+    if isinstance(error, RedisError):
+        return Backend.redis
+    if isinstance(error, (OSError, TimeoutError)):
+        return Backend.network
+    return None
+
+
+def is_transient(error: BaseException) -> bool:
+    return classify(error) is not None
