@@ -211,7 +211,7 @@ async def test_a_failed_proxied_upload_never_becomes_content(
         raise database_restarting()
 
     monkeypatch.setattr(settings, "transaction_retry_seconds", 0.2)
-    monkeypatch.setattr("api.files.uploads.confirm_upload", restarting)
+    monkeypatch.setattr("api.files.proxied.confirm_upload", restarting)
     failed = await upload(client, alice, "/doc.txt", b"version two")
     monkeypatch.undo()
     assert failed.status_code == 503
@@ -247,7 +247,7 @@ async def test_an_upload_whose_api_died_fails_when_its_lease_runs_out(
     async def down(*args: Any, **kwargs: Any) -> Any:
         raise database_restarting()
 
-    monkeypatch.setattr("api.files.uploads.run_transaction", down)
+    monkeypatch.setattr("api.files.proxied.run_transaction", down)
     response = await upload(client, alice, "/orphan.txt", b"stored, never confirmed")
     monkeypatch.undo()
     assert response.status_code == 503

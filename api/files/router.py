@@ -26,7 +26,7 @@ from api.errors import (
     error_response,
     responses,
 )
-from api.files import service, uploads
+from api.files import direct, proxied, service
 from api.files.multipart import boundary_of, read_multipart
 from api.files.schemas import (
     FileList,
@@ -121,7 +121,7 @@ async def upload(
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         intent = await _read_json(request, UploadIntentIn, settings.max_request_body_bytes)
-        return await uploads.issue_upload(session, storage, settings, user, intent)
+        return await direct.issue_upload(session, storage, settings, user, intent)
     boundary = boundary_of(content_type)
     if boundary is None:
         if content_type.startswith("application/x-www-form-urlencoded"):
@@ -133,16 +133,16 @@ async def upload(
     too_long = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     if declared is not None and declared.isdigit() and int(declared) > too_long:
         raise PayloadTooLarge()
-    ctx = uploads.UploadContext(request.app.state.sessionmaker, storage, settings)
+    ctx = proxied.UploadContext(request.app.state.sessionmaker, storage, settings)
     events = read_multipart(request.stream(), boundary)
-    file = await uploads.upload_proxied(ctx, user, events, path)
+    file = await proxied.upload_proxied(ctx, user, events, path)
     return StoredFile(**FileOut.of(file).model_dump())
 
 
 @router.get("/uploads/{upload_id}", responses=responses(Unauthorized, UploadNotFound))
 async def upload_state(upload_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> UploadState:
     """An upload's state (pending, completed, rejected with a reason, expired) and its file."""
-    return await uploads.upload_state(session, user, upload_id)
+    return await direct.upload_state(session, user, upload_id)
 
 
 @router.post(
@@ -163,7 +163,7 @@ async def complete_upload(
 ) -> UploadState | JSONResponse:
     """Confirm a direct upload now: 200 once confirmed, 202 while the object has not arrived,
     409 when it was rejected (the reason says why) or has expired."""
-    state = await uploads.complete_upload(session, storage, settings, user, upload_id)
+    state = await direct.complete_upload(session, storage, settings, user, upload_id)
     if state.status in {UploadStatus.rejected, UploadStatus.expired}:
         detail = f"The upload is {state.status}: {state.reason or 'no reason given'}."
         return error_response(UploadClosed(detail))

@@ -1,7 +1,6 @@
-"""Uploads: intents for direct uploads (presigned PUT/POST), proxied multipart uploads, states."""
+"""Proxied uploads: the API streams a multipart form's file to storage and confirms it itself."""
 
 import asyncio
-import base64
 import logging
 import time
 import uuid
@@ -22,64 +21,19 @@ from api.errors import (
     PayloadTooLarge,
     QuotaExceeded,
     UploadClosed,
-    UploadNotFound,
     ValidationFailed,
 )
 from api.files.confirmation import Confirmation, confirm_upload
 from api.files.multipart import Event, Field, FilePart, PartEnd
 from api.files.outbox import Outbox
+from api.files.pending import open_upload
 from api.files.repository import FileRepository, UploadRepository
-from api.files.schemas import (
-    FileOut,
-    PendingFile,
-    PresignedPostOut,
-    UploadIntentIn,
-    UploadState,
-    UploadTicket,
-)
 from api.files.service import guess_content_type
-from api.logging import redact_url
 from api.models import File, Upload, UploadKind, UploadStatus, User
 from api.paths import file_path
 from api.storage import LimitExceeded, Storage
 
 log = logging.getLogger(__name__)
-
-
-async def _open_upload(
-    files: FileRepository,
-    storage: Storage,
-    settings: Settings,
-    path: str,
-    name: str,
-    *,
-    content_type: str,
-    expires_at: datetime,
-    declared_size: int | None = None,
-    sha256: str | None = None,
-    kind: UploadKind = UploadKind.direct,
-) -> tuple[File, Upload, int]:
-    """Lock (or create) the file row and record a pending upload for it; returns the room
-    left in the quota, counting the bytes the upload would replace."""
-    file, used_bytes = await files.get_or_create(path, name)
-    room = settings.user_quota_bytes - used_bytes + (file.size or 0)
-    if room <= 0 or (declared_size is not None and declared_size > room):
-        raise QuotaExceeded()
-    upload_id = uuid.uuid4()
-    upload = await files.add_upload(
-        Upload(
-            id=upload_id,
-            file_id=file.id,
-            owner_id=files.owner_id,
-            object_key=storage.object_key(files.owner_id, upload_id),
-            declared_size=declared_size,
-            content_type=content_type,
-            sha256=sha256,
-            expires_at=expires_at,
-            kind=kind,
-        )
-    )
-    return file, upload, room
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +113,7 @@ async def upload_proxied(
     settings = ctx.settings
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.proxied_upload_lease_seconds)
     async with ctx.sessionmaker() as session:
-        _, upload, room = await _open_upload(
+        _, upload, room = await open_upload(
             FileRepository(session, user.id),
             ctx.storage,
             settings,
@@ -242,100 +196,3 @@ async def _fail(ctx: UploadContext, upload_id: uuid.UUID, reason: str) -> File |
     if landed is None:
         log.info("proxied upload failed", extra={"upload_id": str(upload_id), "reason": reason})
     return landed
-
-
-async def issue_upload(
-    session: AsyncSession, storage: Storage, settings: Settings, user: User, intent: UploadIntentIn
-) -> PendingFile:
-    """Record a pending upload and sign a PUT and a browser POST for it.
-
-    Limits are checked before anything is signed; the signatures pin the content type, and the
-    declared size and checksum when given, so storage itself refuses anything else. A POST
-    policy cannot pin a checksum, so an intent with ``sha256`` gets the PUT alone.
-    """
-    path, name = file_path(intent.path, intent.name)
-    content_type = intent.content_type or guess_content_type(name)
-    if intent.size is not None and intent.size > settings.max_upload_bytes:
-        raise PayloadTooLarge()
-    url_expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
-    file, upload, room = await _open_upload(
-        FileRepository(session, user.id),
-        storage,
-        settings,
-        path,
-        name,
-        content_type=content_type,
-        expires_at=url_expires_at + timedelta(seconds=settings.upload_grace_seconds),
-        declared_size=intent.size,
-        sha256=intent.sha256,
-    )
-    upload_id, object_key = upload.id, upload.object_key
-    checksum = base64.b64encode(bytes.fromhex(intent.sha256)).decode() if intent.sha256 else None
-    put = storage.presign_put(object_key, content_type, intent.size, checksum)
-    post = None
-    if checksum is None:
-        max_size = intent.size or min(settings.max_upload_bytes, room)
-        signed_post = storage.presign_post(object_key, content_type, max_size)
-        post = PresignedPostOut(url=signed_post.url, fields=signed_post.fields)
-    log.info(
-        "upload issued",
-        extra={
-            "user_id": str(user.id),
-            "file_id": str(file.id),
-            "upload_id": str(upload_id),
-            "object_key": object_key,
-            "declared_size": intent.size,
-            "url": redact_url(put.url),
-        },
-    )
-    ticket = UploadTicket(
-        id=upload_id,
-        url=put.url,
-        headers=put.headers,
-        expires_at=url_expires_at,
-        post=post,
-    )
-    return PendingFile(**FileOut.of(file).model_dump(), upload=ticket)
-
-
-def _state(upload: Upload, file: File | None) -> UploadState:
-    return UploadState(
-        id=upload.id,
-        status=upload.status,
-        reason=upload.reason,
-        created_at=upload.created_at,
-        expires_at=upload.expires_at,
-        completed_at=upload.completed_at,
-        file=FileOut.of(file) if file is not None and file.object_key is not None else None,
-    )
-
-
-async def upload_state(session: AsyncSession, user: User, upload_id: uuid.UUID) -> UploadState:
-    upload = await FileRepository(session, user.id).get_upload(upload_id)
-    if upload is None:
-        raise UploadNotFound()
-    file = await session.get(File, upload.file_id) if upload.file_id else None
-    return _state(upload, file)
-
-
-async def complete_upload(
-    session: AsyncSession,
-    storage: Storage,
-    settings: Settings,
-    user: User,
-    upload_id: uuid.UUID,
-) -> UploadState:
-    """Confirm now instead of waiting for the notification; the state says how it went.
-
-    A rejection is a state, not an exception: it must commit (its object goes to the outbox).
-    A proxied upload is confirmed by its own request only: its state is returned as it is.
-    """
-    upload = await FileRepository(session, user.id).get_upload(upload_id)
-    if upload is None:
-        raise UploadNotFound()
-    result = await confirm_upload(session, storage, settings, upload.object_key)
-    if result.upload is None:
-        raise UploadNotFound()
-    if result.outcome == "not_ours":
-        return await upload_state(session, user, upload_id)
-    return _state(result.upload, result.file)

@@ -1,0 +1,126 @@
+"""Direct uploads: intents with presigned PUT/POST, their state, and confirming one on demand."""
+
+import base64
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.config import Settings
+from api.errors import PayloadTooLarge, UploadNotFound
+from api.files.confirmation import confirm_upload
+from api.files.pending import open_upload
+from api.files.repository import FileRepository
+from api.files.schemas import (
+    FileOut,
+    PendingFile,
+    PresignedPostOut,
+    UploadIntentIn,
+    UploadState,
+    UploadTicket,
+)
+from api.files.service import guess_content_type
+from api.logging import redact_url
+from api.models import File, Upload, User
+from api.paths import file_path
+from api.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+async def issue_upload(
+    session: AsyncSession, storage: Storage, settings: Settings, user: User, intent: UploadIntentIn
+) -> PendingFile:
+    """Record a pending upload and sign a PUT and a browser POST for it.
+
+    Limits are checked before anything is signed; the signatures pin the content type, and the
+    declared size and checksum when given, so storage itself refuses anything else. A POST
+    policy cannot pin a checksum, so an intent with ``sha256`` gets the PUT alone.
+    """
+    path, name = file_path(intent.path, intent.name)
+    content_type = intent.content_type or guess_content_type(name)
+    if intent.size is not None and intent.size > settings.max_upload_bytes:
+        raise PayloadTooLarge()
+    url_expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
+    file, upload, room = await open_upload(
+        FileRepository(session, user.id),
+        storage,
+        settings,
+        path,
+        name,
+        content_type=content_type,
+        expires_at=url_expires_at + timedelta(seconds=settings.upload_grace_seconds),
+        declared_size=intent.size,
+        sha256=intent.sha256,
+    )
+    upload_id, object_key = upload.id, upload.object_key
+    checksum = base64.b64encode(bytes.fromhex(intent.sha256)).decode() if intent.sha256 else None
+    put = storage.presign_put(object_key, content_type, intent.size, checksum)
+    post = None
+    if checksum is None:
+        max_size = intent.size or min(settings.max_upload_bytes, room)
+        signed_post = storage.presign_post(object_key, content_type, max_size)
+        post = PresignedPostOut(url=signed_post.url, fields=signed_post.fields)
+    log.info(
+        "upload issued",
+        extra={
+            "user_id": str(user.id),
+            "file_id": str(file.id),
+            "upload_id": str(upload_id),
+            "object_key": object_key,
+            "declared_size": intent.size,
+            "url": redact_url(put.url),
+        },
+    )
+    ticket = UploadTicket(
+        id=upload_id,
+        url=put.url,
+        headers=put.headers,
+        expires_at=url_expires_at,
+        post=post,
+    )
+    return PendingFile(**FileOut.of(file).model_dump(), upload=ticket)
+
+
+def _state(upload: Upload, file: File | None) -> UploadState:
+    return UploadState(
+        id=upload.id,
+        status=upload.status,
+        reason=upload.reason,
+        created_at=upload.created_at,
+        expires_at=upload.expires_at,
+        completed_at=upload.completed_at,
+        file=FileOut.of(file) if file is not None and file.object_key is not None else None,
+    )
+
+
+async def upload_state(session: AsyncSession, user: User, upload_id: uuid.UUID) -> UploadState:
+    upload = await FileRepository(session, user.id).get_upload(upload_id)
+    if upload is None:
+        raise UploadNotFound()
+    file = await session.get(File, upload.file_id) if upload.file_id else None
+    return _state(upload, file)
+
+
+async def complete_upload(
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    user: User,
+    upload_id: uuid.UUID,
+) -> UploadState:
+    """Confirm now instead of waiting for the notification; the state says how it went.
+
+    A rejection is a state, not an exception: it must commit (its object goes to the outbox).
+    A proxied upload is confirmed by its own request only: its state is returned as it is.
+    """
+    upload = await FileRepository(session, user.id).get_upload(upload_id)
+    if upload is None:
+        raise UploadNotFound()
+    result = await confirm_upload(session, storage, settings, upload.object_key)
+    if result.upload is None:
+        raise UploadNotFound()
+    if result.outcome == "not_ours":
+        return await upload_state(session, user, upload_id)
+    return _state(result.upload, result.file)

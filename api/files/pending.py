@@ -1,0 +1,46 @@
+"""Opening an upload: the file row locked (or created) and a pending upload recorded for it."""
+
+import uuid
+from datetime import datetime
+
+from api.config import Settings
+from api.errors import QuotaExceeded
+from api.files.repository import FileRepository
+from api.models import File, Upload, UploadKind
+from api.storage import Storage
+
+
+async def open_upload(
+    files: FileRepository,
+    storage: Storage,
+    settings: Settings,
+    path: str,
+    name: str,
+    *,
+    content_type: str,
+    expires_at: datetime,
+    declared_size: int | None = None,
+    sha256: str | None = None,
+    kind: UploadKind = UploadKind.direct,
+) -> tuple[File, Upload, int]:
+    """Lock (or create) the file row and record a pending upload for it; returns the room
+    left in the quota, counting the bytes the upload would replace."""
+    file, used_bytes = await files.get_or_create(path, name)
+    room = settings.user_quota_bytes - used_bytes + (file.size or 0)
+    if room <= 0 or (declared_size is not None and declared_size > room):
+        raise QuotaExceeded()
+    upload_id = uuid.uuid4()
+    upload = await files.add_upload(
+        Upload(
+            id=upload_id,
+            file_id=file.id,
+            owner_id=files.owner_id,
+            object_key=storage.object_key(files.owner_id, upload_id),
+            declared_size=declared_size,
+            content_type=content_type,
+            sha256=sha256,
+            expires_at=expires_at,
+            kind=kind,
+        )
+    )
+    return file, upload, room
