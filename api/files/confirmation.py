@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.config import Settings
+from api.db import run_transaction
+from api.files.content import guess_content_type
 from api.files.outbox import Outbox
 from api.files.repository import FileRepository, UploadRepository
-from api.files.service import guess_content_type
 from api.models import File, Upload, UploadKind, UploadStatus
 from api.storage import ObjectInfo, Storage
 
@@ -134,3 +135,17 @@ async def confirm_upload(
         extra={**ids, "size": info.size, "etag": info.etag, "replaced_key": replaced_key},
     )
     return Confirmation("confirmed", upload, file, replaced_key)
+
+
+async def confirm_in_transaction(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    storage: Storage,
+    settings: Settings,
+    object_key: str,
+) -> Confirmation:
+    """``confirm_upload`` in a transaction of its own, retried while it fails transiently."""
+
+    async def work(session: AsyncSession) -> Confirmation:
+        return await confirm_upload(session, storage, settings, object_key)
+
+    return await run_transaction(sessionmaker, work, settings.transaction_retry_seconds)

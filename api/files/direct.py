@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.config import Settings
 from api.errors import PayloadTooLarge, UploadNotFound
 from api.files.confirmation import confirm_upload
+from api.files.content import guess_content_type
 from api.files.pending import open_upload
 from api.files.repository import FileRepository
 from api.files.schemas import (
@@ -20,7 +21,6 @@ from api.files.schemas import (
     UploadState,
     UploadTicket,
 )
-from api.files.service import guess_content_type
 from api.logging import redact_url
 from api.models import File, Upload, User
 from api.paths import file_path

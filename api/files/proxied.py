@@ -24,11 +24,11 @@ from api.errors import (
     ValidationFailed,
 )
 from api.files.confirmation import Confirmation, confirm_upload
+from api.files.content import guess_content_type
 from api.files.multipart import Event, Field, FilePart, PartEnd
 from api.files.outbox import Outbox
 from api.files.pending import open_upload
 from api.files.repository import FileRepository, UploadRepository
-from api.files.service import guess_content_type
 from api.models import File, Upload, UploadKind, UploadStatus, User
 from api.paths import file_path
 from api.storage import LimitExceeded, Storage

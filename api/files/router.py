@@ -26,7 +26,7 @@ from api.errors import (
     error_response,
     responses,
 )
-from api.files import direct, proxied, service
+from api.files import content, direct, proxied, service
 from api.files.multipart import boundary_of, read_multipart
 from api.files.schemas import (
     FileList,
@@ -223,7 +223,7 @@ async def download(
 ) -> Response:
     """Redirect to a short-lived presigned URL, or stream the bytes (``proxy=true``, Range)."""
     record = await service.find_file(session, cache, user, parse_reference(path))
-    disposition = service.content_disposition(record.name)
+    disposition = content.content_disposition(record.name)
     use_proxy = settings.download_proxy_default if proxy is None else proxy
     if not use_proxy:
         url = storage.presign_get(record.object_key, disposition, record.content_type)
@@ -250,7 +250,7 @@ async def download(
     return StreamingResponse(
         stream.body,
         status_code=206 if stream.content_range else 200,
-        media_type=record.content_type or service.DEFAULT_CONTENT_TYPE,
+        media_type=record.content_type or content.DEFAULT_CONTENT_TYPE,
         headers=headers,
     )
 

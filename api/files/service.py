@@ -3,9 +3,7 @@
 import hashlib
 import json
 import logging
-import mimetypes
 import uuid
-from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,8 +21,6 @@ from api.models import File, User
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
-
 
 class FileRecord(FileOut):
     """A file as cached for lookups: the public fields plus where its bytes are."""
@@ -35,16 +31,6 @@ class FileRecord(FileOut):
     def of(cls, file: File) -> "FileRecord":
         assert file.object_key is not None
         return cls(**FileOut.of(file).model_dump(), object_key=file.object_key)
-
-
-def guess_content_type(name: str) -> str:
-    return mimetypes.guess_type(name, strict=False)[0] or DEFAULT_CONTENT_TYPE
-
-
-def content_disposition(name: str, disposition: str = "attachment") -> str:
-    """RFC 6266: an ASCII fallback plus the exact UTF-8 name."""
-    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in name)
-    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _cache_name(kind: str, *parts: object) -> str:

@@ -1,0 +1,77 @@
+"""Reconcile: recover what notifications missed and close what nobody will finish."""
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.config import Settings
+from api.db import run_transaction
+from api.files.confirmation import confirm_in_transaction
+from api.files.outbox import Outbox
+from api.files.repository import UploadRepository
+from api.models import UploadKind, UploadStatus
+from api.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+async def reconcile_uploads(
+    sessionmaker: async_sessionmaker[AsyncSession], storage: Storage, settings: Settings
+) -> dict[str, int]:
+    """Recover what notifications missed and close what nobody will finish.
+
+    - a pending direct upload whose object is there is confirmed;
+    - one still without an object past its expiry is expired;
+    - a proxied upload whose lease ran out (its API process died) is failed;
+    - a confirmed direct upload whose URL may still be used is re-checked: a changed etag is a
+      new upload of the same key, confirmed (and checked against the limits) again.
+    Closed uploads' keys go to the outbox (a PUT may have raced the HEAD), and file rows left
+    without content or pending upload are removed.
+    """
+    counts = {"confirmed": 0, "rechecked": 0, "expired": 0, "failed": 0, "files_removed": 0}
+    async with sessionmaker() as session:
+        uploads = UploadRepository(session)
+        now = await uploads.now()
+        pending = await uploads.pending(settings.reconcile_batch_size)
+        confirmed = await uploads.recently_confirmed(settings.reconcile_batch_size)
+    to_expire: list[str] = []
+    to_fail: list[str] = []
+    for object_key, expires_at, kind in pending:
+        if kind == UploadKind.proxied:
+            if expires_at < now:
+                to_fail.append(object_key)
+        elif await storage.head(object_key) is not None:
+            if (
+                await confirm_in_transaction(sessionmaker, storage, settings, object_key)
+            ).outcome == "confirmed":
+                counts["confirmed"] += 1
+        elif expires_at < now:
+            to_expire.append(object_key)
+    for object_key, etag in confirmed:
+        info = await storage.head(object_key)
+        if info is not None and info.etag != etag:
+            await confirm_in_transaction(sessionmaker, storage, settings, object_key)
+            counts["rechecked"] += 1
+
+    async def close(session: AsyncSession) -> tuple[list[str], list[str]]:
+        uploads = UploadRepository(session)
+        expired = await uploads.close_expired(to_expire, UploadStatus.expired, "never uploaded")
+        failed = await uploads.close_expired(
+            to_fail, UploadStatus.failed, "its API process stopped streaming it"
+        )
+        await Outbox(session).add_many([*expired, *failed], "upload closed unfinished")
+        return expired, failed
+
+    async def remove_contentless(session: AsyncSession) -> int:
+        return await UploadRepository(session).remove_contentless_files()
+
+    if to_expire or to_fail:
+        expired, failed = await run_transaction(
+            sessionmaker, close, settings.transaction_retry_seconds
+        )
+        counts["expired"], counts["failed"] = len(expired), len(failed)
+    counts["files_removed"] = await run_transaction(
+        sessionmaker, remove_contentless, settings.transaction_retry_seconds
+    )
+    log.info("reconcile ran", extra=counts)
+    return counts
