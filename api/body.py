@@ -8,7 +8,8 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from api.config import Settings
-from api.errors import MalformedJson, PayloadTooLarge, ValidationFailed, describe_validation
+from api.error_handlers import describe_validation
+from api.errors import MalformedJson, PayloadTooLarge, ValidationFailed
 from api.text import RULE, find_unclean_text, json_text_is_clean
 
 Model = TypeVar("Model", bound=BaseModel)

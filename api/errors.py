@@ -1,25 +1,12 @@
-"""One error family: every failure the API reports is an ``AppError`` with a stable code."""
+"""One error family: every failure the API reports is an ``AppError`` with a stable code.
 
-import logging
-from collections.abc import Sequence
+This module only defines the errors; ``api.error_handlers`` renders them (and turns every other
+exception into one), ``api.openapi`` documents them.
+"""
+
 from typing import Any, ClassVar
 
-import asyncpg
-from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
-
-from api.transient import Backend, classify
-
-log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
@@ -74,6 +61,11 @@ class ValidationFailed(AppError):
     default_detail = "The request is not valid."
 
 
+class ClientDisconnected(AppError):
+    code = "client_disconnected"
+    default_detail = "The request body was cut short."
+
+
 class Unauthorized(AppError):
     status_code = 401
     code = "not_authenticated"
@@ -92,6 +84,12 @@ class NotFound(AppError):
     status_code = 404
     code = "not_found"
     default_detail = "Not found."
+
+
+class MethodNotAllowed(AppError):
+    status_code = 405
+    code = "method_not_allowed"
+    default_detail = "Method not allowed."
 
 
 class FileNotFound(NotFound):
@@ -151,10 +149,29 @@ class TooManyAttempts(AppError):
         super().__init__(headers={"Retry-After": str(max(retry_after, 1))})
 
 
+class InternalError(AppError):
+    status_code = 500
+    code = "internal_error"
+    default_detail = "Internal server error."
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "service_unavailable"
-    default_detail = "A backing service is unavailable."
+    default_detail = "A backing service is unavailable; retry later."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    default_detail = "The database is unavailable or busy; retry later."
+
+
+class StorageUnavailable(ServiceUnavailable):
+    code = "storage_unavailable"
+    default_detail = "Object storage is unavailable; retry later."
 
 
 class QueueUnavailable(ServiceUnavailable):
@@ -173,104 +190,10 @@ def responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _body(code: str, detail: str) -> dict[str, str]:
-    return {"error": code, "detail": detail}
-
-
-def error_response(error: AppError) -> JSONResponse:
-    """The error's response, for a route that must answer with it and still commit."""
-    return JSONResponse(_body(error.code, error.detail), error.status_code, headers=error.headers)
-
-
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
-    return error_response(exc)
-
-
-def describe_validation(errors: Sequence[Any]) -> str:
-    return "; ".join(_describe(error) for error in errors) or "Invalid request."
-
-
-def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-    return f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg", "invalid"))
-
-
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
-    if any(error.get("type") == "json_invalid" for error in errors):
-        return JSONResponse(_body(MalformedJson.code, MalformedJson.default_detail), 400)
-    return JSONResponse(_body("validation_error", describe_validation(errors)), 422)
-
-
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
-
-
-_UNAVAILABLE = {
-    Backend.database: ("database_unavailable", "The database is unavailable or busy"),
-    Backend.storage: ("storage_unavailable", "Object storage is unavailable"),
-    Backend.redis: ("service_unavailable", "A backing service is unavailable"),
-    Backend.network: ("service_unavailable", "A backing service is unavailable"),
-}
-
-
-async def _client_gone(request: Request, _: Exception) -> JSONResponse:
-    """The client hung up mid-body; whatever it started has been cleaned up by then."""
-    log.info("client disconnected", extra={"path": request.url.path})
-    return JSONResponse(_body("client_disconnected", "The request body was cut short."), 400)
-
-
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    backend = classify(exc)
-    if backend is not None:
-        code, what = _UNAVAILABLE[backend]
-        log.error("backing service unavailable", extra={"error": repr(exc), "code": code})
-        return JSONResponse(_body(code, f"{what}; retry later."), 503, headers={"Retry-After": "1"})
-    log.exception("unhandled error", extra={"path": request.url.path})
-    return JSONResponse(_body("internal_error", "Internal server error."), 500)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(ClientDisconnect, _client_gone)
-    # Outages get handlers of their own: a handler for ``Exception`` answers, then re-raises.
-    outages = (DBAPIError, PoolTimeout, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError)
-    for outage in (*outages, BotoCoreError, ClientError, OSError, TimeoutError):
-        app.add_exception_handler(outage, _unexpected)
-    app.add_exception_handler(Exception, _unexpected)
-
-
-def document_error_bodies(app: FastAPI) -> None:
-    """Make the OpenAPI document describe the 422 bodies this API really sends.
-
-    FastAPI declares its own ``HTTPValidationError`` (a list of details) for every 422; the
-    handler above answers ``{"error", "detail"}`` like every other error.
-    """
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["ErrorBody"] = ErrorBody.model_json_schema()
-        components.pop("HTTPValidationError", None)
-        components.pop("ValidationError", None)
-        error_ref = {"$ref": "#/components/schemas/ErrorBody"}
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                invalid = operation.get("responses", {}).get("422")
-                if invalid is not None:
-                    invalid["content"] = {"application/json": {"schema": error_ref}}
-                    invalid["description"] = "Error codes: validation_error"
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+# Answered by every route: a backing service down, or a bug.
+COMMON_ERRORS: tuple[type[AppError], ...] = (
+    InternalError,
+    ServiceUnavailable,
+    DatabaseUnavailable,
+    StorageUnavailable,
+)

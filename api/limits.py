@@ -1,7 +1,10 @@
 """Request bodies are bounded; only the multipart upload streams large ones (counting them)."""
 
+import json
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.error_handlers import error_body
 from api.errors import PayloadTooLarge
 
 
@@ -39,15 +42,12 @@ class BodyLimitMiddleware:
         await self.app(scope, bounded_receive, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = (
-            b'{"error":"payload_too_large","detail":"The request body is over '
-            + str(self.limit).encode()
-            + b' bytes."}'
-        )
+        error = PayloadTooLarge(f"The request body is over {self.limit} bytes.")
+        body = json.dumps(error_body(error)).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": error.status_code,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

@@ -9,12 +9,13 @@ from fastapi import APIRouter, FastAPI
 from api.cache import Cache
 from api.config import Settings, get_settings
 from api.db import create_engine, create_sessionmaker
-from api.errors import document_error_bodies, install_error_handlers
+from api.error_handlers import install_error_handlers
 from api.files.router import router as files_router
 from api.health.router import liveness_router
 from api.health.router import router as health_router
 from api.limits import BodyLimitMiddleware
 from api.logging import RequestContextMiddleware, configure_logging
+from api.openapi import document_error_bodies
 from api.redis import create_redis
 from api.security import TokenReader
 from api.storage import open_storage

@@ -147,7 +147,7 @@ async def test_listing_bad_input(
     client: httpx.AsyncClient, alice: Account, params: dict[str, object], code: str
 ) -> None:
     response = await client.get("/files", params=params, headers=alice.headers)  # type: ignore[arg-type]
-    assert response.status_code in {400, 422}
+    assert response.status_code == (422 if code == "validation_error" else 400)
     assert response.json()["error"] == code
 
 
@@ -193,13 +193,15 @@ async def test_multipart_bad_input(client: httpx.AsyncClient, alice: Account, ap
     assert no_path.status_code == 400
     assert no_path.json()["error"] == "invalid_path"
     not_multipart = await client.post("/files/upload", headers=alice.headers, content=b"raw")
-    assert not_multipart.status_code in {400, 422}
+    assert not_multipart.status_code == 400
+    assert not_multipart.json()["error"] == "malformed_body"
     garbage = await client.post(
         "/files/upload",
         headers={**alice.headers, "Content-Type": "multipart/form-data; boundary=xyz"},
         content=b"--xyz\r\nnonsense",
     )
-    assert garbage.status_code in {400, 422}
+    assert garbage.status_code == 400
+    assert garbage.json()["error"] == "malformed_body"
     assert await _count(app, File) == 0
     assert await _unfailed_uploads(app) == 0
 
@@ -374,13 +376,22 @@ async def test_delete_by_path_and_id(
         assert user.used_bytes == 0
 
 
-@pytest.mark.parametrize("reference", ["not-a-uuid", "12345", "", "/"])
-async def test_bad_references(client: httpx.AsyncClient, alice: Account, reference: str) -> None:
+@pytest.mark.parametrize(
+    ("reference", "status", "code"),
+    [
+        ("not-a-uuid", 400, "invalid_path"),
+        ("12345", 400, "invalid_path"),
+        ("", 400, "invalid_path"),
+        ("/", 404, "file_not_found"),
+    ],
+)
+async def test_bad_references(
+    client: httpx.AsyncClient, alice: Account, reference: str, status: int, code: str
+) -> None:
     response = await client.get(
         "/files/download", params={"path": reference}, headers=alice.headers
     )
-    assert response.status_code in {400, 404, 422}
-    assert response.status_code != 500
+    assert (response.status_code, response.json()["error"]) == (status, code)
 
 
 async def test_unknown_id_is_404(client: httpx.AsyncClient, alice: Account) -> None:

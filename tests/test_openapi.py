@@ -5,6 +5,8 @@ from typing import Any
 import httpx
 import pytest
 
+from api.errors import AppError
+
 PUBLIC = {("post", "/api/v1/user/register"), ("post", "/api/v1/user/auth")}
 
 
@@ -42,3 +44,30 @@ async def test_swagger_authorize_uses_the_oauth2_form(schema: dict[str, Any]) ->
     assert scheme["flows"]["password"]["tokenUrl"] == "/api/v1/user/auth"
     form = schema["paths"]["/api/v1/user/auth"]["post"]["requestBody"]["content"]
     assert "application/x-www-form-urlencoded" in form
+
+
+def _error_classes() -> set[type[AppError]]:
+    found: set[type[AppError]] = set()
+    pending: list[type[AppError]] = [AppError]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            found.add(subclass)
+            pending.append(subclass)
+    return found
+
+
+# Answered before any route is matched, so no operation can declare them; and a base class
+# that is only ever raised through its subclasses.
+ROUTELESS = {"not_found", "method_not_allowed", "conflict"}
+
+
+async def test_every_error_code_is_declared_where_it_can_occur(schema: dict[str, Any]) -> None:
+    declared = {
+        code
+        for operations in schema["paths"].values()
+        for operation in operations.values()
+        for response in operation["responses"].values()
+        for code in response.get("description", "").removeprefix("Error codes: ").split(", ")
+    }
+    codes = {error.code for error in _error_classes()}
+    assert codes - ROUTELESS <= declared, sorted(codes - ROUTELESS - declared)

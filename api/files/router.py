@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from api.body import read_json as _read_json
 from api.deps import CacheDep, CurrentUser, SessionDep, SettingsDep, StorageDep
+from api.error_handlers import error_response
 from api.errors import (
     EmptyFile,
     FileNotFound,
@@ -23,7 +24,6 @@ from api.errors import (
     UploadClosed,
     UploadNotFound,
     ValidationFailed,
-    error_response,
     responses,
 )
 from api.files import content, direct, proxied, service

@@ -1,0 +1,59 @@
+"""The OpenAPI document, patched to describe the error bodies this API really sends."""
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api.errors import (
+    COMMON_ERRORS,
+    ClientDisconnected,
+    ErrorBody,
+    PayloadTooLarge,
+    ValidationFailed,
+    responses,
+)
+
+ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+
+
+def _declare(operation: dict[str, Any], declared: dict[int | str, dict[str, Any]]) -> None:
+    answers = operation.setdefault("responses", {})
+    for status, response in declared.items():
+        entry = answers.setdefault(str(status), {"description": ""})
+        codes = response["description"].removeprefix("Error codes: ")
+        known = entry.get("description", "").removeprefix("Error codes: ")
+        merged = sorted({*codes.split(", "), *filter(None, known.split(", "))})
+        entry["description"] = "Error codes: " + ", ".join(merged)
+        entry.setdefault("content", {"application/json": {"schema": ERROR_REF}})
+
+
+def document_error_bodies(app: FastAPI) -> None:
+    """FastAPI declares its own ``HTTPValidationError`` (a list of details) for every 422; the
+    API answers ``{"error", "detail"}`` like every other error. Every operation also declares
+    the errors any route can answer (500, 503s) and, with a body, the body limit's 413 and
+    the client hanging up mid-body."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["ErrorBody"] = ErrorBody.model_json_schema()
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                answers = operation.get("responses", {})
+                if "422" in answers:
+                    answers["422"] = {"description": ""}
+                    _declare(operation, responses(ValidationFailed))
+                _declare(operation, responses(*COMMON_ERRORS))
+                if "requestBody" in operation:
+                    _declare(operation, responses(PayloadTooLarge, ClientDisconnected))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
