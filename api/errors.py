@@ -128,10 +128,18 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
     default_detail = "The file is larger than the upload limit."
 
+    @classmethod
+    def over(cls, limit: int) -> "PayloadTooLarge":
+        return cls(f"The file is larger than the upload limit of {limit} bytes.")
+
 
 class QuotaExceeded(PayloadTooLarge):
     code = "quota_exceeded"
     default_detail = "The file does not fit in the remaining quota."
+
+    @classmethod
+    def over(cls, limit: int) -> "PayloadTooLarge":
+        return cls(f"The file does not fit in the remaining quota of {max(limit, 0)} bytes.")
 
 
 class RangeNotSatisfiable(AppError):

@@ -41,7 +41,7 @@ async def issue_upload(
     path, name = file_path(intent.path, intent.name)
     content_type = intent.content_type or guess_content_type(name)
     if intent.size is not None and intent.size > settings.max_upload_bytes:
-        raise PayloadTooLarge()
+        raise PayloadTooLarge.over(settings.max_upload_bytes)
     url_expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
     file, upload, room = await open_upload(
         FileRepository(session, user.id),

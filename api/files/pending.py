@@ -28,7 +28,7 @@ async def open_upload(
     file, used_bytes = await files.get_or_create(path, name)
     room = settings.user_quota_bytes - used_bytes + (file.size or 0)
     if room <= 0 or (declared_size is not None and declared_size > room):
-        raise QuotaExceeded()
+        raise QuotaExceeded.over(room)
     upload_id = uuid.uuid4()
     upload = await files.add_upload(
         Upload(

@@ -88,13 +88,24 @@ async def _read_up_to_file(
         elif isinstance(event, FilePart):
             if event.name != "file":
                 raise ValidationFailed(f"Unknown file part '{event.name}'; send it as 'file'.")
-            raw_path = form_path if form_path is not None else query_path
-            if raw_path is None:
-                raise InvalidPath(
-                    "Give 'path' as a query parameter or as a form field before the file part."
-                )
-            return raw_path, event
+            return _one_path(form_path, query_path), event
     raise MissingPart()
+
+
+def _one_path(form_path: str | None, query_path: str | None) -> str:
+    """The target path, from the form or the query. An empty form field (Swagger UI sends
+    one) counts as none; a field and a parameter that disagree are refused, naming both."""
+    if form_path and query_path and form_path != query_path:
+        raise InvalidPath(
+            f"The form field path={form_path!r} and the query parameter path={query_path!r} "
+            "disagree; send one of them."
+        )
+    path = form_path or query_path
+    if not path:
+        raise InvalidPath(
+            "Give 'path' as a query parameter or as a form field before the file part."
+        )
+    return path
 
 
 async def upload_proxied(
@@ -143,7 +154,7 @@ async def upload_proxied(
             return landed
         if isinstance(error, LimitExceeded):
             over_quota = limit < settings.max_upload_bytes
-            raise (QuotaExceeded() if over_quota else PayloadTooLarge()) from None
+            raise (QuotaExceeded if over_quota else PayloadTooLarge).over(limit) from None
         raise
     if result.stored:
         assert result.file is not None
