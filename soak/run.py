@@ -166,6 +166,8 @@ async def soak(quick: bool, seed: int, workdir: Path, report_path: Path) -> int:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for chatty in ("httpx", "httpcore", "botocore", "aiobotocore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if not postgres.available() or not shutil.which("redis-server"):
         print("soak needs PostgreSQL server binaries and redis-server", file=sys.stderr)
         return 2

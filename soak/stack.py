@@ -4,18 +4,26 @@ Every service listens on a spare port of 127.0.0.1 and keeps its data under one 
 outside the source tree; the machine's shared PostgreSQL and Redis are never touched. The
 children run in the run directory (no ``.env`` of the repository applies), are configured only
 through ``FILESTORE_*`` variables and write their output to ``logs/<name>.log``.
+
+The service code (``api``, ``worker``, the migrations) is copied into the run directory when the
+run starts and every process, restarted ones included, runs that copy: one run tests one version
+of the code, even while the working tree is being edited.
 """
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +33,7 @@ from typing import IO, TypeVar
 import httpx
 
 from scripts.postgres import OwnPostgres
-from scripts.run import ensure_database, migrate
+from scripts.run import ensure_database
 from scripts.seaweed import SeaweedServer, Webhook, die_with_parent, free_port
 from soak.model import Clock, ProcessExit
 
@@ -38,8 +46,10 @@ API_COUNT = 2
 WORKER_COUNT = 2
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
-LOG_TAIL_LINES = 30
+LOG_TAIL_LINES = 15
 MIB = 1024 * 1024
+# What the services run, copied at the start of the run.
+SOURCES = ("api", "worker", "migrations", "alembic.ini")
 
 T = TypeVar("T")
 
@@ -133,6 +143,32 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
+
+
+def error_digest(path: Path, limit: int = 8) -> str:
+    """The distinct errors of a log (JSON error lines, bare tracebacks), most frequent first."""
+    counts: Counter[str] = Counter()
+    try:
+        text = path.read_text("utf-8", "replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("level") not in {"error", "critical"}:
+                continue
+            exc = str(record.get("exc") or "").strip()
+            last = exc.splitlines()[-1] if exc else ""
+            counts[f"{record.get('msg')} | {last}"[:300]] += 1
+        elif EXCEPTION_LINE.match(line):
+            counts[line[:300]] += 1
+    return "\n".join(f"{n:>6} x {key}" for key, n in counts.most_common(limit))
+
+
 def redis_answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
@@ -159,6 +195,7 @@ class Stack:
     def __post_init__(self) -> None:
         self.logs = self.workdir / "logs"
         self.run_dir = self.workdir / "run"  # the children's working directory
+        self.source = self.workdir / "src"  # the code they run
         self.postgres = OwnPostgres(self.workdir / "pg", self.pg_port)
         self.seaweed = SeaweedServer(
             workdir=self.workdir / "seaweed",
@@ -253,7 +290,7 @@ class Stack:
 
     def service_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FILESTORE_")}
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = str(self.source)
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.settings())
         return env
@@ -268,15 +305,43 @@ class Stack:
     async def _in_weed_thread(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._weed_thread, call)
 
+    def snapshot(self) -> None:
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        for name in SOURCES:
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, self.source / name, ignore=ignore)
+            else:
+                shutil.copy2(ROOT / name, self.source / name)
+
+    async def migrate(self) -> None:
+        """``alembic upgrade head`` with the copied migrations, as a child like the others."""
+        await ensure_database(self.database_dsn)
+        with (self.logs / "migrate.log").open("ab") as output:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "alembic",
+                "-c",
+                str(self.source / "alembic.ini"),
+                "upgrade",
+                "head",
+                cwd=self.run_dir,
+                env=self.service_env(),
+                stdout=output,
+                stderr=output,
+            )
+            if await process.wait() != 0:
+                raise RuntimeError(f"migrations failed:\n{_tail(self.logs / 'migrate.log')}")
+
     async def start(self) -> None:
         for directory in (self.logs, self.run_dir, self.workdir / "redis"):
             directory.mkdir(parents=True, exist_ok=True)
+        self.snapshot()
         self.redis.spawn()
         weed = asyncio.ensure_future(self._in_weed_thread(self.seaweed.start))
         await asyncio.to_thread(self.postgres.init)
         await asyncio.to_thread(self.postgres.start)
-        await ensure_database(self.database_dsn)
-        await asyncio.to_thread(migrate, self.settings()["FILESTORE_DATABASE_URL"])
+        await self.migrate()
         await weed
         self.seaweed_wanted = True
         await self.wait_redis()
@@ -389,6 +454,12 @@ class Stack:
         return found + [path for path in extra if path.exists()]
 
     def log_tails(self) -> str:
-        return "\n".join(
-            f"----- {path.name} ({path}) -----\n{_tail(path)}" for path in self.log_files()
-        )
+        """Per log: its distinct errors, then its last lines."""
+        parts = []
+        for path in self.log_files():
+            parts.append(f"----- {path.name} ({path}) -----")
+            digest = error_digest(path)
+            if digest:
+                parts.append(f"errors:\n{digest}\nlast lines:")
+            parts.append(_tail(path))
+        return "\n".join(parts)

@@ -31,7 +31,7 @@ async def ping(
 liveness_router = APIRouter()
 
 
-@liveness_router.get("/healthz", include_in_schema=False)
+@liveness_router.get("/healthz", tags=["health"])
 async def healthz() -> dict[str, str]:
     """Liveness for orchestrators: the process answers (no dependencies checked, no auth)."""
     return {"status": "ok"}

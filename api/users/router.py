@@ -69,6 +69,11 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 async def _read_attempt(request: Request, limit: int) -> LoginAttempt:
     if request.headers.get("content-type", "").startswith(FORM_TYPES):
         form = await request.form()
+        if "username" not in form and any(key.lstrip().startswith("{") for key in form):
+            raise ValidationFailed(
+                "The body is JSON but its Content-Type says a form: send it with "
+                "'Content-Type: application/json', or send the form fields username and password."
+            )
         fields = {name: str(form.get(name, "")) for name in ("username", "password")}
         where = find_unclean_text(fields)
         if where is not None:
