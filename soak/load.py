@@ -46,6 +46,8 @@ LARGE_TIMEOUT = httpx.Timeout(45.0, connect=3.0)
 # the run's length must not depend on a hung request.
 OVERRUN_SECONDS = 15.0
 COMPLETE_ATTEMPTS = 4
+# An upload in one of these states never becomes content.
+CLOSED_STATES = frozenset({"rejected", "expired", "failed", "aborted"})
 COMPLETE_BACKOFF_SECONDS = 0.4
 # A presigned URL is reused only while it has this much life left.
 REUSE_MARGIN_SECONDS = 3.0
@@ -318,8 +320,10 @@ class Client:
             op.step("complete", self.status(response))
             if response is not None:
                 if response.status_code == 200:
-                    done = response.json().get("status") == "completed"
-                    return "success" if done else "uncertain"
+                    state = response.json().get("status")
+                    if state in CLOSED_STATES:
+                        return "failure"
+                    return "success" if state == "completed" else "uncertain"
                 if response.status_code in {404, 409}:
                     return "failure"  # rejected, expired or unknown: never content
             # 202 (not arrived yet), 503, no answer: the upload stays pending; ask again.
