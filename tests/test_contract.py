@@ -63,3 +63,21 @@ async def test_a_413_names_the_limit(
     assert over_quota.status_code == 413
     assert over_quota.json()["error"] == "quota_exceeded"
     assert "100 bytes" in over_quota.json()["detail"]
+
+
+async def test_json_sent_as_a_form_login_says_so(client: httpx.AsyncClient, alice: Account) -> None:
+    """``curl -d '{...}'`` sends JSON labelled as a form: the answer names the content type."""
+    body = f'{{"login": "{alice.login}", "password": "{alice.password}"}}'
+    response = await client.post(
+        "/user/auth",
+        content=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 422
+    assert "Content-Type" in response.json()["detail"]
+
+
+async def test_me_and_healthz_are_documented(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("http://test/openapi.json")).json()["paths"]
+    assert "get" in paths["/healthz"]
+    assert "get" in paths["/api/v1/user/me"]

@@ -7,7 +7,12 @@ import pytest
 
 from api.errors import AppError
 
-PUBLIC = {("post", "/api/v1/user/register"), ("post", "/api/v1/user/auth")}
+PUBLIC = {
+    ("post", "/api/v1/user/register"),
+    ("post", "/api/v1/user/auth"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+}
 
 
 @pytest.fixture
