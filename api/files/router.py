@@ -1,6 +1,5 @@
 import uuid
-from datetime import datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -26,7 +25,7 @@ from api.errors import (
     ValidationFailed,
     responses,
 )
-from api.files import content, direct, proxied, service
+from api.files import conditional, content, direct, proxied, service
 from api.files.multipart import boundary_of, read_multipart
 from api.files.schemas import (
     FileList,
@@ -172,34 +171,6 @@ async def complete_upload(
     return state
 
 
-def _not_modified(request: Request, etag: str, modified_at: datetime) -> bool:
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None:
-        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return "*" in tags or f'"{etag}"' in tags
-    if_modified_since = request.headers.get("if-modified-since")
-    if if_modified_since:
-        try:
-            since = parsedate_to_datetime(if_modified_since)
-        except (TypeError, ValueError):
-            return False
-        return since.tzinfo is not None and modified_at.replace(microsecond=0) <= since
-    return False
-
-
-def _range_header(request: Request) -> str | None:
-    """A single ``bytes=`` range passes to storage; anything else is served in full (RFC 9110)."""
-    value = request.headers.get("range", "").strip()
-    if not value.startswith("bytes=") or "," in value:
-        return None
-    first, _, last = value.removeprefix("bytes=").partition("-")
-    if not (first.isdigit() or (first == "" and last.isdigit())) or not (
-        last == "" or last.isdigit()
-    ):
-        return None
-    return value
-
-
 @router.get(
     "/download",
     status_code=status.HTTP_307_TEMPORARY_REDIRECT,
@@ -236,10 +207,13 @@ async def download(
         "Accept-Ranges": "bytes",
         "Content-Disposition": disposition,
     }
-    if _not_modified(request, etag, record.modified_at):
+    asked = request.headers
+    if conditional.not_modified(
+        asked.get("if-none-match"), asked.get("if-modified-since"), etag, record.modified_at
+    ):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=validators)
     try:
-        stream = await storage.open(record.object_key, _range_header(request))
+        stream = await storage.open(record.object_key, conditional.single_range(asked.get("range")))
     except RangeRefused:
         raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{record.size}"}) from None
     if stream is None:
