@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = 3600
     webhook_token: SecretStr = SecretStr(DEV_WEBHOOK_TOKEN)
 
-    max_upload_bytes: int = 5 * 1024 * 1024 * 1024
+    # S3's largest object (a multipart upload); the quota is the real cap.
+    max_upload_bytes: int = 5 * 1024 * 1024 * 1024 * 1024
     # Every body but a multipart upload is a small JSON or form document.
     max_request_body_bytes: int = 1024 * 1024
     # Deeper JSON is refused before it is parsed (the parser recurses once per level).
@@ -82,6 +83,15 @@ class Settings(BaseSettings):
     # age below which an unreferenced one is left alone (an upload may still be opening).
     sweep_batch_size: int = Field(default=1000, ge=1)
     sweep_grace_seconds: int = Field(default=3600, ge=0)
+
+    # Direct uploads larger than this are presigned multipart uploads (a single PUT is at most
+    # 5 GiB); ``multipart: true`` asks for one at any size.
+    multipart_threshold_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024 * 1024 * 1024
+    )
+    # How long a presigned multipart upload may take before reconcile aborts it (each signed
+    # part URL lives ``upload_url_ttl_seconds``).
+    multipart_upload_ttl_seconds: int = Field(default=24 * 3600, ge=60)
 
     # make run: where the API listens and where the embedded SeaweedFS keeps its data.
     run_host: str = "127.0.0.1"

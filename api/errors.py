@@ -117,6 +117,16 @@ class UploadClosed(Conflict):
     default_detail = "The upload was rejected or has expired."
 
 
+class PartsMissing(Conflict):
+    code = "parts_missing"
+    default_detail = "Storage does not hold every part of the upload."
+
+
+class NotMultipart(Conflict):
+    code = "not_multipart"
+    default_detail = "This upload is a single PUT, not a multipart upload."
+
+
 class LengthRequired(AppError):
     status_code = 411
     code = "length_required"

@@ -26,6 +26,8 @@ class UploadStatus(enum.StrEnum):
     expired = "expired"
     # A proxied upload that answered an error (or whose API process died): never content.
     failed = "failed"
+    # The client (or the page's uploader) gave up: the multipart upload was aborted.
+    aborted = "aborted"
 
 
 class UploadKind(enum.StrEnum):
@@ -101,6 +103,11 @@ class Upload(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str | None] = mapped_column(Text)
+    # A presigned multipart upload: storage's upload id (CreateMultipartUpload, made by the API
+    # or, for Uppy, by the page and recorded at its first signed part) and the part size the
+    # API chose (unknown when the page chooses).
+    multipart_upload_id: Mapped[str | None] = mapped_column(Text)
+    part_size: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("uploads_pending_expiry", "expires_at", postgresql_where=text("status = 'pending'")),

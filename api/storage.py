@@ -4,7 +4,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -37,6 +37,21 @@ class RangeRefused(Exception):
 
 class LimitExceeded(Exception):
     """A stream was longer than the byte limit it was given; nothing of it was kept."""
+
+
+class MultipartGone(Exception):
+    """Storage no longer holds the multipart upload (aborted, or completed already)."""
+
+
+class PartsRefused(Exception):
+    """Storage refused a part list (a part it does not hold, a wrong etag, a small part)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    number: int
+    size: int
+    etag: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +392,97 @@ class Storage:
         except ClientError as error:
             if not is_missing(error):
                 raise
+
+    # Presigned multipart uploads: the client sends the parts, the API opens and closes.
+
+    async def create_multipart_upload(self, key: str, content_type: str) -> str:
+        """Open a multipart upload for ``key``; its object will carry ``content_type``."""
+        created = await self._client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType=content_type
+        )
+        return created["UploadId"]
+
+    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        """Every part storage holds for the upload, through every ListParts page."""
+        parts: list[StoredPart] = []
+        marker = 0
+        while True:
+            try:
+                response = await self._client.list_parts(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumberMarker=marker,
+                    MaxParts=MAX_LIST_PAGE,
+                )
+            except ClientError as error:
+                if is_missing(error):
+                    raise MultipartGone() from None
+                raise
+            page = [
+                StoredPart(item["PartNumber"], item["Size"], _strip_etag(item["ETag"]))
+                for item in response.get("Parts", [])
+            ]
+            parts += page
+            next_marker = int(response.get("NextPartNumberMarker") or 0)
+            if not response.get("IsTruncated") or not page or next_marker <= marker:
+                return sorted(parts, key=lambda part: part.number)
+            marker = next_marker
+
+    async def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> str:
+        """Assemble the object from ``(number, etag)`` pairs in order; returns its etag."""
+        listed: list[CompletedPartTypeDef] = [
+            {"PartNumber": number, "ETag": f'"{etag}"'} for number, etag in parts
+        ]
+        try:
+            completed = await self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": listed},
+            )
+        except ClientError as error:
+            if is_missing(error):
+                raise MultipartGone() from None
+            code = str(error.response.get("Error", {}).get("Code"))
+            if code in {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}:
+                message = error.response.get("Error", {}).get("Message") or code
+                raise PartsRefused(f"{code}: {message}") from None
+            raise
+        return _strip_etag(completed.get("ETag", ""))
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, size: int | None, sha256_b64: str | None
+    ) -> PresignedPut:
+        """An UploadPart URL and the headers it signs: the part's exact length when known, and
+        its checksum when given, so storage refuses any other bytes."""
+        headers: dict[str, str] = {}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        if sha256_b64 is not None:
+            headers["x-amz-checksum-sha256"] = sha256_b64
+        params = {"partNumber": str(number), "uploadId": upload_id}
+        return PresignedPut(self.presign_request("PUT", key, params, headers), headers)
+
+    def presign_request(
+        self,
+        method: str,
+        key: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """Any S3 request on ``key`` (query ``params`` and ``headers`` signed as given), valid
+        for ``upload_url_ttl_seconds``."""
+        return self._signer.presign_url(
+            method,
+            self.bucket,
+            key,
+            self._settings.upload_url_ttl_seconds,
+            headers=dict(headers or {}),
+            params=dict(params or {}),
+        )
 
 
 @contextlib.asynccontextmanager

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.config import Settings
-from api.errors import PayloadTooLarge, UploadNotFound
+from api.errors import PayloadTooLarge, UploadNotFound, ValidationFailed
 from api.files.confirmation import confirm_upload
 from api.files.content import guess_content_type
 from api.files.pending import open_upload
 from api.files.repository import FileRepository
 from api.files.schemas import (
+    MAX_SINGLE_PUT_BYTES,
     FileOut,
     PendingFile,
     PresignedPostOut,
@@ -42,6 +43,8 @@ async def issue_upload(
     content_type = intent.content_type or guess_content_type(name)
     if intent.size is not None and intent.size > settings.max_upload_bytes:
         raise PayloadTooLarge.over(settings.max_upload_bytes)
+    if intent.size is not None and intent.size > MAX_SINGLE_PUT_BYTES:
+        raise ValidationFailed("size: a single PUT is at most 5 GiB; use a multipart upload")
     url_expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
     file, upload, room = await open_upload(
         FileRepository(session, user.id),
@@ -59,7 +62,7 @@ async def issue_upload(
     put = storage.presign_put(object_key, content_type, intent.size, checksum)
     post = None
     if checksum is None:
-        max_size = intent.size or min(settings.max_upload_bytes, room)
+        max_size = intent.size or min(settings.max_upload_bytes, room, MAX_SINGLE_PUT_BYTES)
         signed_post = storage.presign_post(object_key, content_type, max_size)
         post = PresignedPostOut(url=signed_post.url, fields=signed_post.fields)
     log.info(

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.config import Settings
 from api.db import run_transaction
 from api.files.confirmation import confirm_in_transaction
+from api.files.multipart_cleanup import abort_expired_multipart
 from api.files.outbox import Outbox
 from api.files.repository import UploadRepository
 from api.models import UploadKind, UploadStatus
@@ -25,10 +26,12 @@ async def reconcile_uploads(
     - a proxied upload whose lease ran out (its API process died) is failed;
     - a confirmed direct upload whose URL may still be used is re-checked: a changed etag is a
       new upload of the same key, confirmed (and checked against the limits) again.
-    Closed uploads' keys go to the outbox (a PUT may have raced the HEAD), and file rows left
-    without content or pending upload are removed.
+    Closed uploads' keys go to the outbox (a PUT may have raced the HEAD), an expired
+    multipart upload is aborted in storage, and file rows left without content or pending
+    upload are removed.
     """
     counts = {"confirmed": 0, "rechecked": 0, "expired": 0, "failed": 0, "files_removed": 0}
+    counts["multipart_aborted"] = 0
     async with sessionmaker() as session:
         uploads = UploadRepository(session)
         now = await uploads.now()
@@ -53,23 +56,24 @@ async def reconcile_uploads(
             await confirm_in_transaction(sessionmaker, storage, settings, object_key)
             counts["rechecked"] += 1
 
-    async def close(session: AsyncSession) -> tuple[list[str], list[str]]:
+    async def close(session: AsyncSession) -> tuple[list[str], list[str], dict[str, str]]:
         uploads = UploadRepository(session)
         expired = await uploads.close_expired(to_expire, UploadStatus.expired, "never uploaded")
         failed = await uploads.close_expired(
             to_fail, UploadStatus.failed, "its API process stopped streaming it"
         )
         await Outbox(session).add_many([*expired, *failed], "upload closed unfinished")
-        return expired, failed
+        return expired, failed, await uploads.multipart_ids(expired)
 
     async def remove_contentless(session: AsyncSession) -> int:
         return await UploadRepository(session).remove_contentless_files()
 
     if to_expire or to_fail:
-        expired, failed = await run_transaction(
+        expired, failed, multipart = await run_transaction(
             sessionmaker, close, settings.transaction_retry_seconds
         )
         counts["expired"], counts["failed"] = len(expired), len(failed)
+        counts["multipart_aborted"] = await abort_expired_multipart(storage, multipart)
     counts["files_removed"] = await run_transaction(
         sessionmaker, remove_contentless, settings.transaction_retry_seconds
     )

@@ -194,6 +194,16 @@ class UploadRepository:
         )
         return list((await self.session.execute(statement)).scalars())
 
+    async def multipart_ids(self, object_keys: Sequence[str]) -> dict[str, str]:
+        """The S3 multipart upload ids recorded for those of ``object_keys`` that have one."""
+        if not object_keys:
+            return {}
+        query = select(Upload.object_key, Upload.multipart_upload_id).where(
+            Upload.object_key.in_(object_keys), Upload.multipart_upload_id.is_not(None)
+        )
+        rows = await self.session.execute(query)
+        return {key: upload_id for key, upload_id in rows if upload_id is not None}
+
     async def remove_contentless_files(self) -> int:
         """File rows that never got content and have no upload pending any more."""
         result = await self.session.execute(delete(File).where(_CONTENTLESS))

@@ -15,7 +15,9 @@ from api.errors import (
     InvalidPath,
     LengthRequired,
     MalformedBody,
+    MalformedJson,
     MissingPart,
+    PartsMissing,
     PayloadTooLarge,
     QuotaExceeded,
     RangeNotSatisfiable,
@@ -25,7 +27,15 @@ from api.errors import (
     ValidationFailed,
     responses,
 )
-from api.files import conditional, content, direct, proxied, service
+from api.files import (
+    conditional,
+    content,
+    direct,
+    multipart_routes,
+    multipart_uploads,
+    proxied,
+    service,
+)
 from api.files.multipart import boundary_of, read_multipart
 from api.files.schemas import (
     FileList,
@@ -120,6 +130,8 @@ async def upload(
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         intent = await _read_json(request, UploadIntentIn, settings.max_request_body_bytes)
+        if multipart_uploads.wants_multipart(intent, settings):
+            return await multipart_uploads.issue_multipart(session, storage, settings, user, intent)
         return await direct.issue_upload(session, storage, settings, user, intent)
     boundary = boundary_of(content_type)
     if boundary is None:
@@ -149,10 +161,20 @@ async def upload_state(upload_id: uuid.UUID, user: CurrentUser, session: Session
     response_model=UploadState,
     responses={
         202: {"model": UploadState, "description": "The object has not arrived yet."},
-        **responses(Unauthorized, UploadNotFound, UploadClosed),
+        **responses(
+            Unauthorized,
+            UploadNotFound,
+            UploadClosed,
+            PartsMissing,
+            MalformedJson,
+            PayloadTooLarge,
+            ValidationFailed,
+        ),
     },
+    openapi_extra=multipart_routes.COMPLETE_BODY,
 )
 async def complete_upload(
+    request: Request,
     upload_id: uuid.UUID,
     user: CurrentUser,
     session: SessionDep,
@@ -161,9 +183,16 @@ async def complete_upload(
     response: Response,
 ) -> UploadState | JSONResponse:
     """Confirm a direct upload now: 200 once confirmed, 202 while the object has not arrived,
-    409 when it was rejected (the reason says why) or has expired."""
-    state = await direct.complete_upload(session, storage, settings, user, upload_id)
-    if state.status in {UploadStatus.rejected, UploadStatus.expired}:
+    409 when it was rejected (the reason says why), has expired or was aborted.
+
+    A multipart upload is assembled first (CompleteMultipartUpload) from the optional body
+    ``{"parts": [{"number", "etag"}]}`` or, without it, from the parts storage holds, which
+    must be 1..part_count: 409 ``parts_missing`` names the gaps."""
+    parts = await multipart_routes.read_complete_body(request, settings)
+    state = await multipart_uploads.complete_multipart(
+        session, storage, settings, user, upload_id, parts
+    )
+    if state.status in {UploadStatus.rejected, UploadStatus.expired, UploadStatus.aborted}:
         detail = f"The upload is {state.status}: {state.reason or 'no reason given'}."
         return error_response(UploadClosed(detail))
     if state.status == UploadStatus.pending:
@@ -238,3 +267,6 @@ async def delete(user: CurrentUser, session: SessionDep, path: PathRef) -> Respo
     """Delete a file by path or id; its object is removed from storage by the worker."""
     await service.delete_file(session, user, parse_reference(path))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+router.include_router(multipart_routes.router)
