@@ -1,5 +1,6 @@
 """``Annotated`` dependency aliases that keep routes short and typed."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from arq.connections import ArqRedis
@@ -9,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.cache import Cache
 from api.config import Settings
-from api.db import request_session
 from api.errors import Unauthorized
 from api.models import User
 from api.security import TokenReader
@@ -41,6 +41,25 @@ async def get_cache(request: Request) -> Cache:
     return cache
 
 
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+
+
+async def request_session(sessionmaker: SessionmakerDep) -> AsyncIterator[AsyncSession]:
+    """Services only flush; this commits when the route returns and rolls back when it raises."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 StorageDep = Annotated[Storage, Depends(get_storage)]
@@ -49,7 +68,9 @@ CacheDep = Annotated[Cache, Depends(get_cache)]
 
 
 async def current_user(
-    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+    request: Request,
+    sessionmaker: SessionmakerDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
     """The token's user, loaded in a short session of its own.
 
@@ -60,7 +81,6 @@ async def current_user(
     user_id = tokens.read(token) if token else None
     if user_id is None:
         raise Unauthorized()
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         user = await session.get(User, user_id)
     if user is None:

@@ -6,7 +6,14 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from api.body import read_json as _read_json
-from api.deps import CacheDep, CurrentUser, SessionDep, SettingsDep, StorageDep
+from api.deps import (
+    CacheDep,
+    CurrentUser,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+    StorageDep,
+)
 from api.error_handlers import error_response
 from api.errors import (
     EmptyFile,
@@ -27,15 +34,7 @@ from api.errors import (
     ValidationFailed,
     responses,
 )
-from api.files import (
-    conditional,
-    content,
-    direct,
-    multipart_routes,
-    multipart_uploads,
-    proxied,
-    service,
-)
+from api.files import conditional, content, direct, multipart_routes, multipart_uploads, proxied, service
 from api.files.multipart import boundary_of, read_multipart
 from api.files.schemas import (
     FileList,
@@ -115,6 +114,7 @@ async def upload(
     request: Request,
     user: CurrentUser,
     session: SessionDep,
+    sessionmaker: SessionmakerDep,
     settings: SettingsDep,
     storage: StorageDep,
     path: Annotated[str | None, Query(description="Target path, if not a form field.")] = None,
@@ -144,7 +144,7 @@ async def upload(
     too_long = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     if declared is not None and declared.isdigit() and int(declared) > too_long:
         raise PayloadTooLarge()
-    ctx = proxied.UploadContext(request.app.state.sessionmaker, storage, settings)
+    ctx = proxied.UploadContext(sessionmaker, storage, settings)
     events = read_multipart(request.stream(), boundary)
     file = await proxied.upload_proxied(ctx, user, events, path)
     return StoredFile(**FileOut.of(file).model_dump())
