@@ -1,10 +1,11 @@
 """Settings, read once from the environment (prefix ``FILESTORE_``), grouped by concern."""
 
+import json
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside development
 DEV_WEBHOOK_TOKEN = "dev-only-webhook-token"  # noqa: S105 - refused outside development
@@ -92,6 +93,11 @@ class Settings(BaseSettings):
     # How long a presigned multipart upload may take before reconcile aborts it (each signed
     # part URL lives ``upload_url_ttl_seconds``).
     multipart_upload_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # Origins allowed to call the API from a browser (a JSON list or comma-separated); unset:
+    # none in production, any http://localhost:<port> and http://127.0.0.1:<port> otherwise.
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
+    # How long a browser may cache a preflight answer.
+    cors_max_age_seconds: int = Field(default=600, ge=0)
 
     # make run: where the API listens and where the embedded SeaweedFS keeps its data.
     run_host: str = "127.0.0.1"
@@ -108,6 +114,16 @@ class Settings(BaseSettings):
         if not fits:
             raise ValueError("must divide a minute, or be whole minutes that divide an hour")
         return seconds
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def origin_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip().rstrip("/") for origin in text.split(",") if origin.strip()]
+        return value
 
     @model_validator(mode="after")
     def refuse_dev_secrets_in_production(self) -> "Settings":

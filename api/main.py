@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 
 from api.cache import Cache
 from api.config import Settings, get_settings
+from api.cors import install_cors
 from api.db import create_engine, create_sessionmaker
 from api.error_handlers import install_error_handlers
 from api.files.router import router as files_router
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit=settings.max_request_body_bytes,
         streaming_paths=frozenset({f"{API_PREFIX}/files/upload"}),
     )
+    install_cors(app, settings)  # inside the request context: preflights get an id too
     app.add_middleware(RequestContextMiddleware)
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(users_router)

@@ -393,6 +393,13 @@ class Storage:
             if not is_missing(error):
                 raise
 
+    async def put_bucket_cors(self, configuration: Mapping[str, Any]) -> None:
+        """Replace the bucket's CORS rules (what browsers may do with presigned URLs)."""
+        await self._client.put_bucket_cors(
+            Bucket=self.bucket,
+            CORSConfiguration=configuration,  # type: ignore[arg-type]
+        )
+
     # Presigned multipart uploads: the client sends the parts, the API opens and closes.
 
     async def create_multipart_upload(self, key: str, content_type: str) -> str:

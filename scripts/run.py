@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 
 from api.config import Settings, get_settings
+from api.cors import apply_bucket_cors
 from api.logging import configure_logging
 from scripts.seaweed import SeaweedServer, Webhook, die_with_parent
 
@@ -84,6 +85,8 @@ def main() -> int:
     migrate(settings.database_url)
     log.info("migrations applied")
     seaweed = start_seaweed(settings)
+    # Browsers PUT to presigned URLs and read parts' ETags only with a bucket CORS rule.
+    asyncio.run(apply_bucket_cors(settings))
     python = sys.executable
     children: list[subprocess.Popen[bytes]] = []
     stopping = False

@@ -34,7 +34,15 @@ from api.errors import (
     ValidationFailed,
     responses,
 )
-from api.files import conditional, content, direct, multipart_routes, multipart_uploads, proxied, service
+from api.files import (
+    conditional,
+    content,
+    direct,
+    multipart_routes,
+    multipart_uploads,
+    proxied,
+    service,
+)
 from api.files.multipart import boundary_of, read_multipart
 from api.files.schemas import (
     FileList,
