@@ -99,6 +99,18 @@ class Settings(BaseSettings):
     # How long a browser may cache a preflight answer.
     cors_max_age_seconds: int = Field(default=600, ge=0)
 
+    # Observability. /metrics: off, open, or token (Authorization: Bearer <metrics_token>).
+    metrics_access: Literal["off", "open", "token"] = "open"
+    metrics_token: SecretStr | None = None
+    # Several processes (API workers, arq workers) on one machine write their metrics here and
+    # any /metrics sums them; it must be empty when they start. Unset: each process its own.
+    metrics_dir: str | None = None
+    # The arq worker serves its metrics on this port (same access rule); unset: none.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+    # Per-dependency timeout of GET /readyz (an orchestrator's probe must answer quickly).
+    ready_timeout_seconds: float = Field(default=1.0, gt=0)
+
     # make run: where the API listens and where the embedded SeaweedFS keeps its data.
     run_host: str = "127.0.0.1"
     run_port: int = 8080
@@ -132,6 +144,14 @@ class Settings(BaseSettings):
                 raise ValueError("FILESTORE_JWT_SECRET must be set in production")
             if self.webhook_token.get_secret_value() == DEV_WEBHOOK_TOKEN:
                 raise ValueError("FILESTORE_WEBHOOK_TOKEN must be set in production")
+        return self
+
+    @model_validator(mode="after")
+    def metrics_token_when_required(self) -> "Settings":
+        if self.metrics_access == "token" and not (
+            self.metrics_token and len(self.metrics_token.get_secret_value()) >= 16
+        ):
+            raise ValueError("FILESTORE_METRICS_TOKEN (16+ characters) is needed for token access")
         return self
 
     @property

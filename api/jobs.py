@@ -4,6 +4,8 @@ Only confirmations travel through the queue, and losing one costs nothing but ti
 HEADs every pending upload. Deletions never do: they are rows of the outbox (``files.outbox``).
 """
 
+from datetime import datetime
+
 from arq.connections import ArqRedis
 
 CONFIRM_UPLOAD = "confirm_upload"
@@ -12,9 +14,15 @@ DRAIN_OUTBOX = "drain_outbox"
 SWEEP_BUCKET = "sweep_bucket"
 
 
-async def enqueue_confirm(queue: ArqRedis, object_key: str, etag: str | None) -> None:
+async def enqueue_confirm(
+    queue: ArqRedis, object_key: str, etag: str | None, landed_at: datetime | None = None
+) -> None:
     """Queue the object's confirmation. Notifications of one object version (same etag)
     collapse into one job; without an etag every notification is a job of its own. The
-    worker keeps no results, so a finished job's id never hides a later version."""
+    worker keeps no results, so a finished job's id never hides a later version.
+
+    ``landed_at`` (when the object landed, as a POSIX timestamp: the job's optional second
+    argument, so jobs queued without it still run) times the confirmation."""
     job_id = f"{CONFIRM_UPLOAD}:{object_key}:{etag}" if etag else None
-    await queue.enqueue_job(CONFIRM_UPLOAD, object_key, _job_id=job_id)
+    when = landed_at.timestamp() if landed_at is not None else None
+    await queue.enqueue_job(CONFIRM_UPLOAD, object_key, when, _job_id=job_id)

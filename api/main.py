@@ -16,6 +16,7 @@ from api.health.router import liveness_router
 from api.health.router import router as health_router
 from api.limits import BodyLimitMiddleware
 from api.logging import RequestContextMiddleware, configure_logging
+from api.metrics import http as metrics_http
 from api.openapi import document_error_bodies
 from api.redis import create_redis
 from api.security import TokenReader
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_cors(app, settings)  # inside the request context: preflights get an id too
     app.add_middleware(RequestContextMiddleware)
+    metrics_http.install(app, settings)
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(users_router)
     v1.include_router(health_router)

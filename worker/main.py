@@ -12,6 +12,7 @@ from arq.worker import Function
 from api.config import get_settings
 from api.jobs import CONFIRM_UPLOAD, DRAIN_OUTBOX, RECONCILE_UPLOADS, SWEEP_BUCKET
 from api.logging import configure_logging
+from worker import metrics as worker_metrics
 from worker.context import open_context
 from worker.tasks import confirm_upload, drain_outbox, reconcile_uploads, sweep_bucket
 
@@ -21,6 +22,7 @@ settings = get_settings()
 async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings.log_level)
     stack = contextlib.AsyncExitStack()
+    worker_metrics.start(settings, stack)
     ctx.update(await open_context(settings, stack, ctx["redis"]))
     ctx["stack"] = stack
 

@@ -1,15 +1,19 @@
 """arq jobs. Each takes string ids, reloads state and may run any number of times."""
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from arq import Retry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api import metrics
 from api.config import Settings
 from api.files import confirmation, outbox, reconcile, sweep
+from api.jobs import CONFIRM_UPLOAD
 from api.storage import Storage
 from api.transient import is_transient
+from worker.metrics import instrumented
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +31,20 @@ def _deps(ctx: Context) -> tuple[async_sessionmaker[AsyncSession], Storage, Sett
     return ctx["sessionmaker"], ctx["storage"], ctx["settings"]
 
 
-async def confirm_upload(ctx: Context, object_key: str) -> str:
-    """Confirm the upload whose object landed at ``object_key`` (``confirmation.py``)."""
+@instrumented
+async def confirm_upload(ctx: Context, object_key: str, landed_at: float | None = None) -> str:
+    """Confirm the upload whose object landed at ``object_key`` (``confirmation.py``);
+    ``landed_at`` (a POSIX time, absent from older jobs) is when it landed."""
+    landed = datetime.fromtimestamp(landed_at, UTC) if landed_at is not None else None
     try:
-        result = await confirmation.confirm_in_transaction(*_deps(ctx), object_key)
+        result = await confirmation.confirm_in_transaction(
+            *_deps(ctx), object_key, landed_at=landed
+        )
     except Exception as error:
         if is_transient(error):
             raise retry_later(ctx, error, object_key=object_key) from error
         log.exception("confirmation failed", extra={"object_key": object_key})
+        metrics.job_failed(CONFIRM_UPLOAD)
         return "failed"
     upload_id = str(result.upload.id) if result.upload else None
     log.info(
@@ -44,17 +54,22 @@ async def confirm_upload(ctx: Context, object_key: str) -> str:
     return result.outcome
 
 
+@instrumented
 async def drain_outbox(ctx: Context) -> dict[str, int]:
     """Delete the objects the outbox holds (``files.outbox``)."""
-    return await outbox.drain_outbox(*_deps(ctx))
+    counts = await outbox.drain_outbox(*_deps(ctx))
+    metrics.outbox_drained(counts["deleted"])
+    return counts
 
 
+@instrumented
 async def sweep_bucket(ctx: Context) -> dict[str, int]:
     """Delete what no row references (``files.sweep``): the safety net under every route."""
     sessionmaker, storage, settings = _deps(ctx)
     return await sweep.sweep_bucket(sessionmaker, storage, ctx["redis"], settings)
 
 
+@instrumented
 async def reconcile_uploads(ctx: Context) -> dict[str, int]:
     """Confirm missed uploads, close abandoned ones (``files.reconcile``)."""
     return await reconcile.reconcile_uploads(*_deps(ctx))

@@ -14,11 +14,13 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api import metrics
 from api.config import Settings
 from api.db import run_transaction
 from api.files.content import guess_content_type
 from api.files.outbox import Outbox
 from api.files.repository import FileRepository, UploadRepository
+from api.metrics import RejectReason
 from api.models import File, Upload, UploadKind, UploadStatus
 from api.storage import ObjectInfo, Storage
 
@@ -47,17 +49,18 @@ class Confirmation:
 
 def _violation(
     info: ObjectInfo, upload: Upload, used: int, file: File, settings: Settings
-) -> str | None:
+) -> tuple[RejectReason, str] | None:
+    """Why the object may not become the file's content: a reason class and the reason."""
     if info.size == 0:
-        return "empty object"
+        return "empty", "empty object"
     if info.size > settings.max_upload_bytes:
-        return f"size {info.size} exceeds the upload limit {settings.max_upload_bytes}"
+        return "size", f"size {info.size} exceeds the upload limit {settings.max_upload_bytes}"
     if upload.declared_size is not None and info.size > upload.declared_size:
-        return f"size {info.size} exceeds the declared size {upload.declared_size}"
+        return "declared_size", f"size {info.size} exceeds the declared size {upload.declared_size}"
     if upload.sha256 is not None and info.sha256 is not None and info.sha256 != upload.sha256:
-        return "the object's SHA-256 differs from the declared one"
+        return "checksum", "the object's SHA-256 differs from the declared one"
     if used - (file.size or 0) + info.size > settings.user_quota_bytes:
-        return f"size {info.size} exceeds the remaining quota"
+        return "quota", f"size {info.size} exceeds the remaining quota"
     return None
 
 
@@ -68,6 +71,7 @@ async def confirm_upload(
     object_key: str,
     *,
     stored: ObjectInfo | None = None,
+    landed_at: datetime | None = None,
 ) -> Confirmation:
     """Make the uploaded object its file's content. Idempotent; the caller commits.
 
@@ -76,6 +80,8 @@ async def confirm_upload(
     upload, then user. Objects that become garbage (replaced, rejected, late, unclaimed) go to
     the outbox in this transaction. A presigned PUT reused after confirmation changes the
     object under the file (a new etag): it is checked again like a new upload.
+    ``landed_at``, when the object landed in storage (a notification's event time), times the
+    confirmation; without it the object's Last-Modified does.
     """
     found = await UploadRepository(session).find_by_key(object_key)
     outbox = Outbox(session)
@@ -101,14 +107,17 @@ async def confirm_upload(
     if file is None:
         upload.status, upload.reason = UploadStatus.rejected, "the file was deleted meanwhile"
         upload.completed_at = datetime.now(UTC)
+        metrics.upload_rejected(session, "file_deleted")
         await outbox.add(object_key, "its file was deleted")
         return Confirmation("rejected", upload)
     used = await files.lock_used_bytes()
     now = datetime.now(UTC)
     ids = {"upload_id": str(upload.id), "file_id": str(file.id), "object_key": object_key}
 
-    reason = _violation(info, upload, used, file, settings)
-    if reason is not None:
+    violation = _violation(info, upload, used, file, settings)
+    if violation is not None:
+        reason_class, reason = violation
+        metrics.upload_rejected(session, reason_class)
         upload.status, upload.reason, upload.completed_at = UploadStatus.rejected, reason, now
         if is_current:
             await files.account_change(-(file.size or 0))
@@ -130,6 +139,7 @@ async def confirm_upload(
     await session.flush()
     if replaced_key is not None:
         await outbox.add(replaced_key, "replaced by a newer upload")
+    metrics.upload_confirmed(session, upload.kind, landed_at or info.last_modified)
     log.info(
         "file overwritten" if replaced_key else "file stored",
         extra={**ids, "size": info.size, "etag": info.etag, "replaced_key": replaced_key},
@@ -142,10 +152,11 @@ async def confirm_in_transaction(
     storage: Storage,
     settings: Settings,
     object_key: str,
+    landed_at: datetime | None = None,
 ) -> Confirmation:
     """``confirm_upload`` in a transaction of its own, retried while it fails transiently."""
 
     async def work(session: AsyncSession) -> Confirmation:
-        return await confirm_upload(session, storage, settings, object_key)
+        return await confirm_upload(session, storage, settings, object_key, landed_at=landed_at)
 
     return await run_transaction(sessionmaker, work, settings.transaction_retry_seconds)

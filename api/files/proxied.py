@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api import metrics
 from api.config import Settings
 from api.db import run_transaction
 from api.errors import (
@@ -134,6 +135,7 @@ async def upload_proxied(
             expires_at=expires_at,
             kind=UploadKind.proxied,
         )
+        metrics.upload_issued(session, upload.kind)
         await session.commit()
     upload_id, object_key = upload.id, upload.object_key
 
@@ -141,7 +143,7 @@ async def upload_proxied(
         return await confirm_upload(session, ctx.storage, settings, object_key, stored=stored)
 
     limit = min(settings.max_upload_bytes, room)
-    chunks = _renewing_lease(ctx, upload_id, _file_bytes(events))
+    chunks = metrics.count_bytes(_renewing_lease(ctx, upload_id, _file_bytes(events)), "in")
     try:
         stored = await ctx.storage.put_stream(object_key, chunks, content_type, limit)
         if stored.size == 0:
@@ -152,6 +154,7 @@ async def upload_proxied(
         landed = await asyncio.shield(_fail(ctx, upload_id, _failure_reason(error)))
         if landed is not None:
             return landed
+        metrics.proxied_upload_failed(error)
         if isinstance(error, LimitExceeded):
             over_quota = limit < settings.max_upload_bytes
             raise (QuotaExceeded if over_quota else PayloadTooLarge).over(limit) from None

@@ -4,6 +4,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api import metrics
 from api.config import Settings
 from api.db import run_transaction
 from api.files.confirmation import confirm_in_transaction
@@ -73,6 +74,8 @@ async def reconcile_uploads(
             sessionmaker, close, settings.transaction_retry_seconds
         )
         counts["expired"], counts["failed"] = len(expired), len(failed)
+        metrics.uploads_expired(len(expired))
+        metrics.uploads_failed("lease_expired", len(failed))
         counts["multipart_aborted"] = await abort_expired_multipart(storage, multipart)
     counts["files_removed"] = await run_transaction(
         sessionmaker, remove_contentless, settings.transaction_retry_seconds

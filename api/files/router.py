@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
+from api import metrics
 from api.body import read_json as _read_json
 from api.deps import (
     CacheDep,
@@ -259,7 +260,7 @@ async def download(
     if stream.content_range:
         headers["Content-Range"] = stream.content_range
     return StreamingResponse(
-        stream.body,
+        metrics.count_bytes(stream.body, "out"),
         status_code=206 if stream.content_range else 200,
         media_type=record.content_type or content.DEFAULT_CONTENT_TYPE,
         headers=headers,

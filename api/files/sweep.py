@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api import metrics
 from api.cache import REDIS_FAILURES
 from api.config import Settings
 from api.files.repository import UploadRepository
@@ -71,6 +72,7 @@ async def sweep_bucket(
     listed, deleted = await _sweep_objects(sessionmaker, storage, redis, prefix, grace, batch)
     aborted = await _sweep_multipart(sessionmaker, storage, redis, prefix, grace, batch)
     counts = {"objects_listed": listed, "objects_deleted": deleted, "multipart_aborted": aborted}
+    metrics.bucket_swept(counts)
     log.info("bucket swept", extra=counts)
     return counts
 

@@ -21,7 +21,8 @@ silently; a body that is not an event at all raises `MalformedEvent`.
 
 import base64
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import unquote_plus
 
 __all__ = ["MalformedEvent", "ObjectCreated", "parse_events"]
@@ -47,6 +48,9 @@ class ObjectCreated:
     key: str
     size: int | None
     etag: str | None
+    # When storage says the object was created (S3 records' ``eventTime``; SeaweedFS's filer
+    # events carry no such time). Metadata, not identity: equal events may differ in it.
+    event_time: datetime | None = field(default=None, compare=False)
 
 
 class MalformedEvent(ValueError):
@@ -112,7 +116,24 @@ def _s3_record(record: object, where: str) -> ObjectCreated | None:
     etag = _optional_string(obj.get("eTag"), f"{where}.s3.object.eTag")
     if event_name.removeprefix("s3:") not in S3_CREATED_EVENTS:
         return None
-    return ObjectCreated(bucket=bucket_name, key=key, size=size, etag=_clean_etag(etag))
+    return ObjectCreated(
+        bucket=bucket_name,
+        key=key,
+        size=size,
+        etag=_clean_etag(etag),
+        event_time=_event_time(record.get("eventTime")),
+    )
+
+
+def _event_time(value: object) -> datetime | None:
+    """An ISO 8601 time with a zone; anything else is no time (never a reason to drop it)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _seaweed_event(event: dict[str, object], where: str) -> Iterator[ObjectCreated]:

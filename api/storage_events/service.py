@@ -1,6 +1,7 @@
 """Turn a bucket notification into ``confirm_upload`` jobs."""
 
 import logging
+from datetime import UTC, datetime
 
 from arq.connections import ArqRedis
 
@@ -23,9 +24,10 @@ async def accept(queue: ArqRedis, settings: Settings, body: object) -> int:
         events = parse_events(body, settings.s3_bucket, settings.s3_key_prefix)
     except MalformedEvent as error:
         raise MalformedBody(f"Not a bucket notification: {error}") from None
+    received_at = datetime.now(UTC)
     try:
         for event in events:
-            await enqueue_confirm(queue, event.key, event.etag)
+            await enqueue_confirm(queue, event.key, event.etag, event.event_time or received_at)
     except REDIS_FAILURES as error:
         log.error("queue unreachable; storage will retry", extra={"error": repr(error)})
         raise QueueUnavailable() from None
