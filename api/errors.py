@@ -127,6 +127,11 @@ class NotMultipart(Conflict):
     default_detail = "This upload is a single PUT, not a multipart upload."
 
 
+class UploadIdMismatch(Conflict):
+    code = "upload_id_mismatch"
+    default_detail = "This upload already has another multipart upload id."
+
+
 class LengthRequired(AppError):
     status_code = 411
     code = "length_required"

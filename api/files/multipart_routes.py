@@ -13,16 +13,19 @@ from api.body import parse_json, validate
 from api.config import Settings
 from api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep
 from api.errors import (
+    InvalidPath,
     MalformedJson,
     NotMultipart,
     PayloadTooLarge,
+    QuotaExceeded,
     Unauthorized,
     UploadClosed,
+    UploadIdMismatch,
     UploadNotFound,
     ValidationFailed,
     responses,
 )
-from api.files import multipart_uploads
+from api.files import multipart_uploads, uppy
 from api.files.schemas import CompletedPartIn, CompleteIn, PartsIn, SignedParts, StoredParts
 
 router = APIRouter()
@@ -31,6 +34,12 @@ COMPLETE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": False,
         "content": {"application/json": {"schema": CompleteIn.model_json_schema()}},
+    }
+}
+_SIGN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": uppy.SignRequestIn.model_json_schema()}},
     }
 }
 _PARTS_BODY: dict[str, Any] = {
@@ -56,6 +65,43 @@ async def read_complete_body(request: Request, settings: Settings) -> list[Compl
     if not body.strip():
         return None
     return validate(CompleteIn, parse_json(body, settings.max_json_depth)).parts
+
+
+@router.post(
+    "/uploads/sign",
+    response_model=uppy.SignedRequestOut,
+    response_model_exclude_none=True,
+    responses=responses(
+        Unauthorized,
+        InvalidPath,
+        UploadNotFound,
+        UploadIdMismatch,
+        QuotaExceeded,
+        MalformedJson,
+        PayloadTooLarge,
+        ValidationFailed,
+    ),
+    openapi_extra=_SIGN_BODY,
+)
+async def sign_request(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> uppy.SignedRequestOut:
+    """Uppy 6's ``signRequest``: sign one S3 request of the caller's own direct upload.
+
+    Body: Uppy's request ``{method, key, uploadId?, partNumber?, contentType?}``. PutObject
+    (``PUT``) and CreateMultipartUpload (``POST``) without ``uploadId`` open a pending upload
+    at the path ``key`` and answer our object ``key`` (PutObject as a POST policy in
+    ``fields``); UploadPart, ListParts, CompleteMultipartUpload and AbortMultipartUpload (with
+    ``uploadId``) are signed for the caller's pending upload with that key only, 404 for
+    anything else. The first ``uploadId`` is recorded; another one is 409. Never rate-limited.
+    """
+    body = await _read_body(request, settings.max_request_body_bytes)
+    asked = validate(uppy.SignRequestIn, parse_json(body, settings.max_json_depth))
+    return await uppy.sign_request(session, storage, settings, user, asked)
 
 
 @router.post(

@@ -330,10 +330,16 @@ async def complete_multipart(
 
 
 async def abort_upload(
-    session: AsyncSession, storage: Storage, user: User, upload_id: uuid.UUID
+    session: AsyncSession,
+    storage: Storage,
+    user: User,
+    upload_id: uuid.UUID,
+    *,
+    in_storage: bool = True,
 ) -> None:
     """Abort a pending direct upload of either kind: ``aborted``, its object (if any arrived)
-    to the outbox, its S3 multipart upload aborted. Aborting twice is a no-op."""
+    to the outbox, its S3 multipart upload aborted (unless the client aborts it itself,
+    ``in_storage=False``: Uppy). Aborting twice is a no-op."""
     found = await FileRepository(session, user.id).get_upload(upload_id)
     if found is None:
         raise UploadNotFound()
@@ -352,7 +358,7 @@ async def abort_upload(
     await Outbox(session).add(upload.object_key, "upload aborted")
     if file is not None:
         await files.delete_if_empty(file.id)
-    if upload.multipart_upload_id is not None:
+    if in_storage and upload.multipart_upload_id is not None:
         # Before the commit: if storage is down the request fails and nothing changes.
         await storage.abort_multipart_upload(upload.object_key, upload.multipart_upload_id)
     log.info(

@@ -109,6 +109,25 @@ class FileRepository:
         query = select(Upload).where(Upload.id == upload_id, Upload.owner_id == self.owner_id)
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def get_upload_by_key(self, object_key: str) -> Upload | None:
+        query = select(Upload).where(
+            Upload.object_key == object_key, Upload.owner_id == self.owner_id
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def record_multipart_id(
+        self, upload_id: uuid.UUID, multipart_upload_id: str
+    ) -> str | None:
+        """Record the S3 multipart upload id once; returns the one recorded (maybe another)."""
+        await self.session.execute(
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.multipart_upload_id.is_(None))
+            .values(multipart_upload_id=multipart_upload_id)
+        )
+        query = select(Upload.multipart_upload_id).where(Upload.id == upload_id)
+        recorded: str | None = (await self.session.execute(query)).scalar_one()
+        return recorded
+
     async def account_change(self, size_delta: int) -> None:
         """Bump the cache generation and adjust used bytes in this transaction."""
         await self.session.execute(
