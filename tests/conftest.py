@@ -9,15 +9,14 @@ import contextlib
 import os
 import random
 import secrets
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
+from aiobotocore.session import get_session
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from arq.worker import Worker
@@ -28,6 +27,10 @@ from api.config import Settings
 from api.main import create_app
 from api.storage import Storage
 from scripts.seaweed import SeaweedServer
+from tests.helpers import Account, Bucket, RunWorker, make_account, upload
+
+# Transitional: test modules import these from tests.helpers.
+__all__ = ["Account", "RunWorker", "make_account", "upload"]
 from worker.context import open_context
 from worker.main import WorkerSettings
 from worker.tasks import drain_outbox
@@ -161,29 +164,24 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+@pytest.fixture(scope="session")
+async def bucket(settings: Settings) -> AsyncIterator[Bucket]:
+    """The tests' own S3 client on the test bucket."""
+    client = get_session().create_client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key,
+        aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
+    )
+    async with client as s3:
+        yield Bucket(s3, settings.s3_bucket)
+
+
 @pytest.fixture
 def storage(app: FastAPI) -> Storage:
     result: Storage = app.state.storage
     return result
-
-
-@dataclass
-class Account:
-    login: str
-    password: str
-    headers: dict[str, str]
-    id: uuid.UUID
-
-
-async def make_account(client: httpx.AsyncClient, login: str | None = None) -> Account:
-    login = login or f"user_{secrets.token_hex(4)}"
-    password = secrets.token_urlsafe(12)
-    registered = await client.post("/user/register", json={"login": login, "password": password})
-    assert registered.status_code == 201, registered.text
-    token = await client.post("/user/auth", json={"login": login, "password": password})
-    assert token.status_code == 200, token.text
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    return Account(login, password, headers, uuid.UUID(registered.json()["id"]))
 
 
 @pytest.fixture
@@ -194,25 +192,6 @@ async def alice(client: httpx.AsyncClient) -> Account:
 @pytest.fixture
 async def bob(client: httpx.AsyncClient) -> Account:
     return await make_account(client)
-
-
-async def upload(
-    client: httpx.AsyncClient,
-    account: Account,
-    path: str,
-    content: bytes,
-    filename: str = "file.bin",
-    content_type: str = "application/octet-stream",
-) -> httpx.Response:
-    return await client.post(
-        "/files/upload",
-        headers=account.headers,
-        data={"path": path},
-        files={"file": (filename, content, content_type)},
-    )
-
-
-RunWorker = Callable[[], Awaitable[None]]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from api.models import Upload, UploadStatus
 from api.paths import normalize_path
 from api.storage import Storage
 from scripts.seaweed import free_port
-from tests.conftest import Account, make_account
+from tests.helpers import Account, make_account
 
 DEEP = b"[" * 10_000 + b"]" * 10_000
 JSON = {"Content-Type": "application/json"}

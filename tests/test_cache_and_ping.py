@@ -12,7 +12,7 @@ from api.config import Settings
 from api.main import create_app
 from api.models import File
 from scripts.seaweed import free_port
-from tests.conftest import Account, upload
+from tests.helpers import Account, upload
 
 
 async def test_ping_reports_every_service(client: httpx.AsyncClient, alice: Account) -> None:

@@ -6,7 +6,7 @@ from sqlalchemy import update
 
 from api.config import Settings
 from api.models import User
-from tests.conftest import Account
+from tests.helpers import Account
 
 
 async def form_upload(

@@ -21,7 +21,8 @@ from api.config import Settings
 from api.main import create_app
 from scripts.postgres import PG_BIN, OwnPostgres
 from scripts.seaweed import free_port
-from tests.conftest import ROOT, make_account
+from tests.conftest import ROOT
+from tests.helpers import make_account
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from api.config import Settings
 from api.files.confirmation import confirm_upload
 from api.main import create_app
 from api.models import File, Upload, User
-from api.storage import Storage
+from api.storage import Storage, open_storage
 from scripts.seaweed import free_port
-from tests.conftest import Account, RunWorker, upload
+from tests.helpers import Account, Bucket, RunWorker, upload
 from worker.tasks import reconcile_uploads
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
@@ -50,11 +50,8 @@ async def listed(client: httpx.AsyncClient, account: Account) -> list[dict[str, 
     return files
 
 
-async def user_objects(storage: Storage, account: Account) -> list[str]:
-    response = await storage._client.list_objects_v2(
-        Bucket=storage.bucket, Prefix=f"uploads/{account.id}/"
-    )
-    return [item["Key"] for item in response.get("Contents", [])]
+async def user_objects(bucket: Bucket, account: Account) -> list[str]:
+    return sorted(await bucket.keys(f"uploads/{account.id}/"))
 
 
 def webhook_headers(settings: Settings) -> dict[str, str]:
@@ -116,7 +113,11 @@ async def test_presigned_post_as_a_browser_form(client: httpx.AsyncClient, alice
 
 
 async def test_storage_refuses_what_was_not_signed(
-    client: httpx.AsyncClient, alice: Account, settings: Settings, storage: Storage
+    client: httpx.AsyncClient,
+    alice: Account,
+    settings: Settings,
+    storage: Storage,
+    bucket: Bucket,
 ) -> None:
     content = b"exactly this"
     digest = hashlib.sha256(content).hexdigest()
@@ -139,13 +140,15 @@ async def test_storage_refuses_what_was_not_signed(
     assert oversize.status_code == 400
     assert b"EntityTooLarge" in oversize.content
     short = settings.model_copy(update={"upload_url_ttl_seconds": 1})
-    expiring = Storage(storage._client, storage._signer, short)
-    url = expiring.presign_put(f"uploads/{alice.id}/{uuid.uuid4()}", "text/plain", None, None).url
+    async with open_storage(short) as expiring:
+        url = expiring.presign_put(
+            f"uploads/{alice.id}/{uuid.uuid4()}", "text/plain", None, None
+        ).url
     await asyncio.sleep(2.2)
     async with httpx.AsyncClient() as plain:
         expired = await plain.put(url, content=b"late", headers={"Content-Type": "text/plain"})
     assert expired.status_code == 403
-    assert await user_objects(storage, alice) == []
+    assert await user_objects(bucket, alice) == []
 
 
 async def test_limits_are_checked_before_signing(
@@ -192,6 +195,7 @@ async def test_over_quota_object_is_rejected_and_deleted(
     settings: Settings,
     storage: Storage,
     run_worker: RunWorker,
+    bucket: Bucket,
 ) -> None:
     ticket = (await intent(client, alice, path="/sneaky.bin")).json()["upload"]
     async with app.state.sessionmaker() as session:
@@ -205,20 +209,24 @@ async def test_over_quota_object_is_rejected_and_deleted(
     assert state["status"] == "rejected"
     assert "quota" in state["reason"]
     await run_worker()
-    assert await user_objects(storage, alice) == []
+    assert await user_objects(bucket, alice) == []
     assert await listed(client, alice) == []
 
 
 async def test_declared_size_is_enforced_at_confirmation(
-    client: httpx.AsyncClient, alice: Account, storage: Storage, run_worker: RunWorker
+    client: httpx.AsyncClient,
+    alice: Account,
+    storage: Storage,
+    run_worker: RunWorker,
+    bucket: Bucket,
 ) -> None:
     """A POST policy allows up to the declared size; a PUT could only be bigger if unsigned."""
     ticket = (await intent(client, alice, path="/d.bin", size=5)).json()["upload"]
     key = ticket["url"].split("?")[0].split(f"/{storage.bucket}/", 1)[1]
-    await storage._client.put_object(Bucket=storage.bucket, Key=key, Body=b"123456")
+    await bucket.put(key, b"123456")
     assert (await complete(client, alice, ticket["id"])).status_code == 409
     await run_worker()
-    assert await user_objects(storage, alice) == []
+    assert await user_objects(bucket, alice) == []
 
 
 async def test_complete_before_the_object_arrives_is_202(
@@ -345,7 +353,12 @@ async def test_notification_to_worker_confirms(
 
 
 async def test_out_of_order_and_concurrent_uploads_to_one_path(
-    client: httpx.AsyncClient, alice: Account, app: FastAPI, storage: Storage, run_worker: RunWorker
+    client: httpx.AsyncClient,
+    alice: Account,
+    app: FastAPI,
+    storage: Storage,
+    run_worker: RunWorker,
+    bucket: Bucket,
 ) -> None:
     first = (await intent(client, alice, path="/same.txt")).json()["upload"]
     second = (await intent(client, alice, path="/same.txt")).json()["upload"]
@@ -358,7 +371,7 @@ async def test_out_of_order_and_concurrent_uploads_to_one_path(
     await run_worker()
     files = await listed(client, alice)
     assert len(files) == 1
-    objects = await user_objects(storage, alice)
+    objects = await user_objects(bucket, alice)
     assert len(objects) == 1  # the replaced object was deleted
     async with app.state.sessionmaker() as session:
         key = (await session.execute(select(File.object_key))).scalar_one()

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from api.config import Settings
 from api.models import File, Upload, UploadStatus, User
 from api.storage import Storage, open_storage
-from tests.conftest import Account, RunWorker, make_account, upload
+from tests.helpers import Account, Bucket, RunWorker, make_account, upload
 
 
 async def _object_keys(app: FastAPI) -> list[str | None]:
@@ -207,7 +207,12 @@ async def test_multipart_bad_input(client: httpx.AsyncClient, alice: Account, ap
 
 
 async def test_over_the_limit_is_413_and_leaves_nothing(
-    client: httpx.AsyncClient, alice: Account, app: FastAPI, settings: Settings, storage: Storage
+    client: httpx.AsyncClient,
+    alice: Account,
+    app: FastAPI,
+    settings: Settings,
+    storage: Storage,
+    bucket: Bucket,
 ) -> None:
     too_big = os.urandom(settings.max_upload_bytes + 1)
     response = await upload(client, alice, "/big.bin", too_big)
@@ -215,11 +220,8 @@ async def test_over_the_limit_is_413_and_leaves_nothing(
     assert response.json()["error"] == "payload_too_large"
     assert await _count(app, File) == 0
     assert await _unfailed_uploads(app) == 0
-    client_s3 = storage._client
-    listed = await client_s3.list_objects_v2(Bucket=storage.bucket, Prefix=f"uploads/{alice.id}")
-    assert listed.get("KeyCount", 0) == 0
-    uploads = await client_s3.list_multipart_uploads(Bucket=storage.bucket)
-    assert not uploads.get("Uploads")
+    assert await bucket.keys(f"uploads/{alice.id}/") == set()
+    assert await bucket.multipart_uploads() == set()
 
 
 async def test_over_the_limit_overwrite_keeps_the_old_content(
@@ -433,7 +435,11 @@ async def test_chunked_upload_without_content_length(
 
 
 async def test_client_disconnect_mid_upload_leaves_nothing(
-    app: FastAPI, alice: Account, storage: Storage, settings: Settings
+    app: FastAPI,
+    alice: Account,
+    storage: Storage,
+    settings: Settings,
+    bucket: Bucket,
 ) -> None:
     """The client hangs up after 12 MiB of a multipart upload (past the multipart threshold)."""
     boundary = "cutboundary"
@@ -465,12 +471,8 @@ async def test_client_disconnect_mid_upload_leaves_nothing(
     assert sent[0]["status"] == 400
     assert await _count(app, File) == 0
     assert await _unfailed_uploads(app) == 0
-    listed = await storage._client.list_objects_v2(
-        Bucket=storage.bucket, Prefix=f"uploads/{alice.id}"
-    )
-    assert listed.get("KeyCount", 0) == 0
-    uploads = await storage._client.list_multipart_uploads(Bucket=storage.bucket)
-    assert not uploads.get("Uploads")
+    assert await bucket.keys(f"uploads/{alice.id}/") == set()
+    assert await bucket.multipart_uploads() == set()
 
 
 def _upload_scope(headers: list[tuple[bytes, bytes]]) -> dict[str, object]:

@@ -26,7 +26,7 @@ from api.db import run_transaction
 from api.jobs import enqueue_confirm
 from api.models import File, ObjectDeletion, Upload, UploadKind, UploadStatus, User
 from api.storage import Storage
-from tests.conftest import Account, RunWorker, upload
+from tests.helpers import Account, Bucket, RunWorker, upload
 from worker import tasks
 
 
@@ -49,11 +49,8 @@ def worker_ctx(app: FastAPI, settings: Settings) -> dict[str, Any]:
     }
 
 
-async def user_objects(storage: Storage, account: Account) -> set[str]:
-    listed = await storage._client.list_objects_v2(
-        Bucket=storage.bucket, Prefix=f"uploads/{account.id}/"
-    )
-    return {item["Key"] for item in listed.get("Contents", [])}
+async def user_objects(bucket: Bucket, account: Account) -> set[str]:
+    return await bucket.keys(f"uploads/{account.id}/")
 
 
 async def scalar(app: FastAPI, query: Any) -> Any:
@@ -61,7 +58,7 @@ async def scalar(app: FastAPI, query: Any) -> Any:
         return (await session.execute(query)).scalar_one()
 
 
-async def assert_consistent(app: FastAPI, storage: Storage, account: Account) -> None:
+async def assert_consistent(app: FastAPI, bucket: Bucket, account: Account) -> None:
     """Record and storage agree: every file's object exists with its size and etag, the
     quota counts exactly their sizes, and (once the outbox is drained) nothing else is stored."""
     async with app.state.sessionmaker() as session:
@@ -77,11 +74,11 @@ async def assert_consistent(app: FastAPI, storage: Storage, account: Account) ->
     assert outbox == 0
     for file in files:
         assert file.object_key is not None
-        info = await storage.head(file.object_key)
+        info = await app.state.storage.head(file.object_key)
         assert info is not None, file.path
         assert (info.size, info.etag) == (file.size, file.etag)
     assert used == sum(file.size or 0 for file in files)
-    assert await user_objects(storage, account) == {file.object_key for file in files}
+    assert await user_objects(bucket, account) == {file.object_key for file in files}
 
 
 async def intent(client: httpx.AsyncClient, account: Account, **body: Any) -> dict[str, Any]:
@@ -111,6 +108,7 @@ async def test_a_reused_put_url_cannot_bypass_the_quota(
     storage: Storage,
     run_worker: RunWorker,
     quota: int,
+    bucket: Bucket,
 ) -> None:
     """Defect 1: PUT 1 byte, confirm, PUT 2 MiB to the same URL. Reconcile sees the changed
     etag and checks the new bytes like a new upload: refused over the quota, else recorded."""
@@ -132,7 +130,7 @@ async def test_a_reused_put_url_cannot_bypass_the_quota(
         assert "quota" in state["reason"]
     else:
         assert [file["size"] for file in listed] == [len(bigger)]
-    await assert_consistent(app, storage, alice)
+    await assert_consistent(app, bucket, alice)
 
 
 async def test_uploads_and_deletes_of_one_path_never_deadlock(
@@ -141,6 +139,7 @@ async def test_uploads_and_deletes_of_one_path_never_deadlock(
     app: FastAPI,
     storage: Storage,
     run_worker: RunWorker,
+    bucket: Bucket,
 ) -> None:
     """Defect 2: proxied uploads and deletes of one path, concurrently. One lock order (file,
     upload, user) leaves nothing to deadlock; every answer is a 2xx or an expected 4xx."""
@@ -164,7 +163,7 @@ async def test_uploads_and_deletes_of_one_path_never_deadlock(
     assert 201 in statuses
     assert 204 in statuses
     await run_worker()
-    await assert_consistent(app, storage, alice)
+    await assert_consistent(app, bucket, alice)
 
 
 async def test_a_deadlocked_transaction_is_retried(
@@ -201,6 +200,7 @@ async def test_a_failed_proxied_upload_never_becomes_content(
     storage: Storage,
     run_worker: RunWorker,
     monkeypatch: pytest.MonkeyPatch,
+    bucket: Bucket,
 ) -> None:
     """Defect 3: the object is stored, then confirmation fails (the database restarts). The
     client hears 503, the upload ends ``failed``, and neither its notification nor reconcile
@@ -229,7 +229,7 @@ async def test_a_failed_proxied_upload_never_becomes_content(
     )
     assert fetched.content == b"version one"
     assert await storage.head(attempt.object_key) is None
-    await assert_consistent(app, storage, alice)
+    await assert_consistent(app, bucket, alice)
 
 
 async def test_an_upload_whose_api_died_fails_when_its_lease_runs_out(
@@ -240,6 +240,7 @@ async def test_an_upload_whose_api_died_fails_when_its_lease_runs_out(
     storage: Storage,
     run_worker: RunWorker,
     monkeypatch: pytest.MonkeyPatch,
+    bucket: Bucket,
 ) -> None:
     """Nothing could be recorded (the database stayed down): the row is left pending with its
     object stored, as when the API process dies. Its lease runs out and reconcile fails it."""
@@ -266,7 +267,7 @@ async def test_an_upload_whose_api_died_fails_when_its_lease_runs_out(
     state = (await client.get(f"/files/uploads/{pending.id}", headers=alice.headers)).json()
     assert state["status"] == "failed"
     assert (await client.get("/files", headers=alice.headers)).json()["files"] == []
-    await assert_consistent(app, storage, alice)
+    await assert_consistent(app, bucket, alice)
 
 
 async def test_a_reused_url_after_delete_is_cleaned_up(
@@ -276,6 +277,7 @@ async def test_a_reused_url_after_delete_is_cleaned_up(
     settings: Settings,
     storage: Storage,
     run_worker: RunWorker,
+    bucket: Bucket,
 ) -> None:
     """Defect 4a: the same bytes PUT again after the file's deletion produce the same etag. A
     finished confirmation's job id must not swallow the second notification."""
@@ -295,7 +297,7 @@ async def test_a_reused_url_after_delete_is_cleaned_up(
     assert len(queued) == 1
     await run_worker()
     assert await storage.head(key) is None
-    await assert_consistent(app, storage, alice)
+    await assert_consistent(app, bucket, alice)
 
 
 async def test_deletions_survive_a_lost_queue(
@@ -304,6 +306,7 @@ async def test_deletions_survive_a_lost_queue(
     app: FastAPI,
     settings: Settings,
     storage: Storage,
+    bucket: Bucket,
 ) -> None:
     """Defect 4b/c: deletions are outbox rows written with the change, so Redis losing every
     key (or a process killed right after the commit) loses none of them."""
@@ -315,7 +318,7 @@ async def test_deletions_survive_a_lost_queue(
     await app.state.redis.flushdb()
     counts = await tasks.drain_outbox(worker_ctx(app, settings))
     assert counts == {"deleted": 2, "deferred": 0}
-    await assert_consistent(app, storage, alice)
+    await assert_consistent(app, bucket, alice)
 
 
 async def test_a_declared_sha256_is_enforced_at_confirmation(
@@ -325,6 +328,7 @@ async def test_a_declared_sha256_is_enforced_at_confirmation(
     settings: Settings,
     storage: Storage,
     run_worker: RunWorker,
+    bucket: Bucket,
 ) -> None:
     """Defect 7: the intent offers no POST when a checksum is declared, and an object whose
     checksum (as storage reports it) differs is rejected at confirmation."""
@@ -332,14 +336,13 @@ async def test_a_declared_sha256_is_enforced_at_confirmation(
     ticket = await intent(client, alice, path="/sum.txt", sha256=declared)
     assert ticket["post"] is None
     other = b"something else entirely"
-    await storage._client.put_object(
-        Bucket=storage.bucket,
-        Key=key_of(ticket, settings),
-        Body=other,
+    await bucket.put(
+        key_of(ticket, settings),
+        other,
         ChecksumSHA256=base64.b64encode(hashlib.sha256(other).digest()).decode(),
     )
     closed = await client.post(f"/files/uploads/{ticket['id']}/complete", headers=alice.headers)
     assert closed.status_code == 409
     assert "SHA-256" in closed.json()["detail"]
     await run_worker()
-    await assert_consistent(app, storage, alice)
+    await assert_consistent(app, bucket, alice)

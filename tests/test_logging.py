@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from api.logging import JsonFormatter
-from tests.conftest import Account, RunWorker, upload
+from tests.helpers import Account, RunWorker, upload
 
 
 async def test_state_changes_logged_without_secrets(

@@ -15,7 +15,7 @@ from api.models import File
 from api.redis import create_redis
 from api.storage import Storage
 from scripts.seaweed import free_port
-from tests.conftest import Account, upload
+from tests.helpers import Account, Bucket, upload
 
 # Sorts after every other owner id, so objects under it come last in a listing.
 LAST_OWNER = uuid.UUID(int=2**128 - 1)
@@ -30,46 +30,31 @@ def outside_keys(settings: Settings) -> tuple[str, ...]:
     return ("elsewhere/object", f"{settings.s3_key_prefix}X/object", settings.s3_key_prefix)
 
 
-async def keys_under(storage: Storage, prefix: str) -> set[str]:
-    keys: set[str] = set()
-    async for page in storage._client.get_paginator("list_objects_v2").paginate(
-        Bucket=storage.bucket, Prefix=prefix
-    ):
-        keys |= {item["Key"] for item in page.get("Contents", [])}
-    return keys
+async def keys_under(bucket: Bucket, prefix: str) -> set[str]:
+    return await bucket.keys(prefix)
 
 
-async def multipart_under(storage: Storage, prefix: str) -> set[tuple[str, str]]:
-    response = await storage._client.list_multipart_uploads(
-        Bucket=storage.bucket, Prefix=prefix, MaxUploads=1000
-    )
-    assert not response.get("IsTruncated")
-    return {(item["Key"], item["UploadId"]) for item in response.get("Uploads", [])}
+async def multipart_under(bucket: Bucket, prefix: str) -> set[tuple[str, str]]:
+    return await bucket.multipart_uploads(prefix)
 
 
 @pytest.fixture(autouse=True)
-async def empty_prefix(storage: Storage, settings: Settings) -> None:
+async def empty_prefix(storage: Storage, bucket: Bucket, settings: Settings) -> None:
     """Earlier tests leave objects behind (only the tables are emptied): start from none."""
     for prefix in (prefix_of(settings), "elsewhere/", f"{settings.s3_key_prefix}X/"):
-        for key in await keys_under(storage, prefix):
-            await storage._client.delete_object(Bucket=storage.bucket, Key=key)
-        for key, upload_id in await multipart_under(storage, prefix):
+        for key in await keys_under(bucket, prefix):
+            await bucket.delete(key)
+        for key, upload_id in await multipart_under(bucket, prefix):
             await storage.abort_multipart_upload(key, upload_id)
-    await storage._client.delete_object(Bucket=storage.bucket, Key=settings.s3_key_prefix)
+    await bucket.delete(settings.s3_key_prefix)
 
 
-async def put(storage: Storage, key: str, body: bytes = b"orphan") -> str:
-    await storage._client.put_object(Bucket=storage.bucket, Key=key, Body=body)
-    return key
+async def put(bucket: Bucket, key: str, body: bytes = b"orphan") -> str:
+    return await bucket.put(key, body)
 
 
-async def start_multipart(storage: Storage, key: str) -> str:
-    created = await storage._client.create_multipart_upload(Bucket=storage.bucket, Key=key)
-    upload_id = created["UploadId"]
-    await storage._client.upload_part(
-        Bucket=storage.bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"part" * 1024
-    )
-    return upload_id
+async def start_multipart(bucket: Bucket, key: str) -> str:
+    return await bucket.start_multipart(key)
 
 
 def orphan_key(settings: Settings, owner: uuid.UUID) -> str:
@@ -103,7 +88,12 @@ async def pending_intent(
 
 
 async def test_unreferenced_objects_are_deleted_and_current_content_kept(
-    app: FastAPI, storage: Storage, settings: Settings, client: httpx.AsyncClient, alice: Account
+    app: FastAPI,
+    storage: Storage,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    alice: Account,
+    bucket: Bucket,
 ) -> None:
     first = await upload(client, alice, "/a.txt", b"first")
     assert first.status_code == 201, first.text
@@ -111,14 +101,14 @@ async def test_unreferenced_objects_are_deleted_and_current_content_kept(
     second = await upload(client, alice, "/a.txt", b"second")
     assert second.status_code == 201, second.text
     current = await content_key(app, second.json()["id"])
-    orphan = await put(storage, orphan_key(settings, alice.id))
+    orphan = await put(bucket, orphan_key(settings, alice.id))
     # The replaced object's deletion is queued but no worker runs: as if the queue were lost.
-    assert await keys_under(storage, prefix_of(settings)) == {replaced, current, orphan}
+    assert await keys_under(bucket, prefix_of(settings)) == {replaced, current, orphan}
 
     counts = await sweep(app, storage, settings, sweep_grace_seconds=0)
 
     assert counts == {"objects_listed": 3, "objects_deleted": 2, "multipart_aborted": 0}
-    assert await keys_under(storage, prefix_of(settings)) == {current}
+    assert await keys_under(bucket, prefix_of(settings)) == {current}
     download = await client.get(
         "/files/download", params={"path": "/a.txt", "proxy": "true"}, headers=alice.headers
     )
@@ -126,28 +116,37 @@ async def test_unreferenced_objects_are_deleted_and_current_content_kept(
 
 
 async def test_pending_upload_object_is_kept(
-    app: FastAPI, storage: Storage, settings: Settings, client: httpx.AsyncClient, alice: Account
+    app: FastAPI,
+    storage: Storage,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    alice: Account,
+    bucket: Bucket,
 ) -> None:
     ticket, key = await pending_intent(client, alice, settings, "/p.txt")
     headers = {k: v for k, v in ticket["headers"].items() if k != "Content-Length"}
     async with httpx.AsyncClient() as plain:
         sent = await plain.put(ticket["url"], content=b"landed", headers=headers)
     assert sent.status_code == 200, sent.text
-    orphan = await put(storage, orphan_key(settings, alice.id))
+    orphan = await put(bucket, orphan_key(settings, alice.id))
 
     counts = await sweep(app, storage, settings, sweep_grace_seconds=0)
 
     state = await client.get(f"/files/uploads/{ticket['id']}", headers=alice.headers)
     assert state.json()["status"] == "pending"
     assert counts["objects_deleted"] == 1
-    assert await keys_under(storage, prefix_of(settings)) == {key}
+    assert await keys_under(bucket, prefix_of(settings)) == {key}
     assert await storage.head(orphan) is None
 
 
 async def test_young_unreferenced_object_is_kept_until_the_grace_passes(
-    app: FastAPI, storage: Storage, settings: Settings, alice: Account
+    app: FastAPI,
+    storage: Storage,
+    settings: Settings,
+    alice: Account,
+    bucket: Bucket,
 ) -> None:
-    orphan = await put(storage, orphan_key(settings, alice.id))
+    orphan = await put(bucket, orphan_key(settings, alice.id))
 
     young = await sweep(app, storage, settings, sweep_grace_seconds=3600)
     assert young == {"objects_listed": 1, "objects_deleted": 0, "multipart_aborted": 0}
@@ -159,52 +158,65 @@ async def test_young_unreferenced_object_is_kept_until_the_grace_passes(
 
 
 async def test_abandoned_multipart_uploads_are_aborted_claimed_ones_kept(
-    app: FastAPI, storage: Storage, settings: Settings, client: httpx.AsyncClient, alice: Account
+    app: FastAPI,
+    storage: Storage,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    alice: Account,
+    bucket: Bucket,
 ) -> None:
     abandoned_key = orphan_key(settings, alice.id)
-    abandoned = (abandoned_key, await start_multipart(storage, abandoned_key))
+    abandoned = (abandoned_key, await start_multipart(bucket, abandoned_key))
     _, claimed_key = await pending_intent(client, alice, settings, "/big.bin")
-    claimed = (claimed_key, await start_multipart(storage, claimed_key))
+    claimed = (claimed_key, await start_multipart(bucket, claimed_key))
     # An upload in progress under a confirmed file's key could only overwrite its content.
     stored = await upload(client, alice, "/done.txt", b"done")
     assert stored.status_code == 201, stored.text
     done_key = await content_key(app, stored.json()["id"])
-    stray = (done_key, await start_multipart(storage, done_key))
+    stray = (done_key, await start_multipart(bucket, done_key))
     prefix = prefix_of(settings)
-    assert await multipart_under(storage, prefix) == {abandoned, claimed, stray}
+    assert await multipart_under(bucket, prefix) == {abandoned, claimed, stray}
 
     young = await sweep(app, storage, settings, sweep_grace_seconds=3600)
     assert young["multipart_aborted"] == 0
-    assert await multipart_under(storage, prefix) == {abandoned, claimed, stray}
+    assert await multipart_under(bucket, prefix) == {abandoned, claimed, stray}
 
     counts = await sweep(app, storage, settings, sweep_grace_seconds=0)
     assert counts["multipart_aborted"] == 2
-    assert await multipart_under(storage, prefix) == {claimed}
+    assert await multipart_under(bucket, prefix) == {claimed}
     assert await storage.head(done_key) is not None  # the file's content itself is untouched
 
 
 async def test_multipart_aborts_are_bounded_per_run(
-    app: FastAPI, storage: Storage, settings: Settings, alice: Account
+    app: FastAPI,
+    storage: Storage,
+    settings: Settings,
+    alice: Account,
+    bucket: Bucket,
 ) -> None:
     for _ in range(3):
         key = orphan_key(settings, alice.id)
-        await start_multipart(storage, key)
+        await start_multipart(bucket, key)
 
     first = await sweep(app, storage, settings, sweep_grace_seconds=0, sweep_batch_size=2)
     assert first["multipart_aborted"] == 2
-    assert len(await multipart_under(storage, prefix_of(settings))) == 1
+    assert len(await multipart_under(bucket, prefix_of(settings))) == 1
     second = await sweep(app, storage, settings, sweep_grace_seconds=0, sweep_batch_size=2)
     assert second["multipart_aborted"] == 1
-    assert await multipart_under(storage, prefix_of(settings)) == set()
+    assert await multipart_under(bucket, prefix_of(settings)) == set()
 
 
 async def test_objects_outside_the_prefix_are_never_touched(
-    app: FastAPI, storage: Storage, settings: Settings, alice: Account
+    app: FastAPI,
+    storage: Storage,
+    settings: Settings,
+    alice: Account,
+    bucket: Bucket,
 ) -> None:
     for key in outside_keys(settings):
-        await put(storage, key)
-    outside_upload = ("elsewhere/multipart", await start_multipart(storage, "elsewhere/multipart"))
-    inside = await put(storage, orphan_key(settings, alice.id))
+        await put(bucket, key)
+    outside_upload = ("elsewhere/multipart", await start_multipart(bucket, "elsewhere/multipart"))
+    inside = await put(bucket, orphan_key(settings, alice.id))
 
     counts = await sweep(app, storage, settings, sweep_grace_seconds=0)
 
@@ -212,16 +224,21 @@ async def test_objects_outside_the_prefix_are_never_touched(
     assert await storage.head(inside) is None
     for key in outside_keys(settings):
         assert await storage.head(key) is not None, key
-    assert await multipart_under(storage, "elsewhere/") == {outside_upload}
+    assert await multipart_under(bucket, "elsewhere/") == {outside_upload}
 
 
 async def test_batch_bound_holds_and_the_redis_cursor_carries_on(
-    app: FastAPI, storage: Storage, settings: Settings, client: httpx.AsyncClient, alice: Account
+    app: FastAPI,
+    storage: Storage,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    alice: Account,
+    bucket: Bucket,
 ) -> None:
     stored = await upload(client, alice, "/kept.txt", b"kept")
     assert stored.status_code == 201, stored.text
     kept = await content_key(app, stored.json()["id"])
-    garbage = sorted([await put(storage, orphan_key(settings, LAST_OWNER)) for _ in range(5)])
+    garbage = sorted([await put(bucket, orphan_key(settings, LAST_OWNER)) for _ in range(5)])
     assert kept < garbage[0]  # the kept object is listed first: a run without the cursor stalls
     redis = app.state.redis
     small = {"sweep_grace_seconds": 0, "sweep_batch_size": 2}
@@ -234,7 +251,7 @@ async def test_batch_bound_holds_and_the_redis_cursor_carries_on(
 
     assert second["objects_deleted"] == 2
     assert third["objects_deleted"] == 2
-    assert await keys_under(storage, prefix_of(settings)) == {kept}
+    assert await keys_under(bucket, prefix_of(settings)) == {kept}
     # Listing exhausted: the cursor resets and the next run starts over. SeaweedFS may still
     # call the last full page truncated (empty folders of earlier tests' owners count), so
     # allow it the runs that walk past them.
@@ -253,8 +270,9 @@ async def test_sweep_proceeds_without_redis(
     settings: Settings,
     alice: Account,
     caplog: pytest.LogCaptureFixture,
+    bucket: Bucket,
 ) -> None:
-    orphan = await put(storage, orphan_key(settings, alice.id))
+    orphan = await put(bucket, orphan_key(settings, alice.id))
     dead = create_redis(
         settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}"})
     )
@@ -282,12 +300,13 @@ async def test_the_summary_and_each_deletion_are_logged(
     client: httpx.AsyncClient,
     alice: Account,
     caplog: pytest.LogCaptureFixture,
+    bucket: Bucket,
 ) -> None:
     stored = await upload(client, alice, "/kept.txt", b"kept")
     assert stored.status_code == 201, stored.text
-    orphans = {await put(storage, orphan_key(settings, alice.id)) for _ in range(2)}
+    orphans = {await put(bucket, orphan_key(settings, alice.id)) for _ in range(2)}
     abandoned_key = orphan_key(settings, alice.id)
-    await start_multipart(storage, abandoned_key)
+    await start_multipart(bucket, abandoned_key)
 
     with caplog.at_level(logging.INFO, logger="api.files.sweep"):
         counts = await sweep(app, storage, settings, sweep_grace_seconds=0)
@@ -303,10 +322,13 @@ async def test_the_summary_and_each_deletion_are_logged(
 
 
 async def test_storage_listings_page_and_resume(
-    storage: Storage, settings: Settings, alice: Account
+    storage: Storage,
+    settings: Settings,
+    alice: Account,
+    bucket: Bucket,
 ) -> None:
     prefix = prefix_of(settings)
-    keys = sorted([await put(storage, orphan_key(settings, alice.id)) for _ in range(3)])
+    keys = sorted([await put(bucket, orphan_key(settings, alice.id)) for _ in range(3)])
     first = await storage.list_objects(prefix, None, 2)
     assert [item.key for item in first.objects] == keys[:2]
     assert first.truncated
@@ -316,7 +338,7 @@ async def test_storage_listings_page_and_resume(
     assert [item.key for item in rest.objects] == keys[2:]
     assert not rest.truncated
 
-    uploads = {(key, await start_multipart(storage, key)) for key in keys}
+    uploads = {(key, await start_multipart(bucket, key)) for key in keys}
     head = await storage.list_multipart_uploads(prefix, 2)
     assert len(head.uploads) == 2
     assert head.next is not None
@@ -328,4 +350,4 @@ async def test_storage_listings_page_and_resume(
         await storage.abort_multipart_upload(key, upload_id)
         await storage.abort_multipart_upload(key, upload_id)  # already gone: done
     await storage.abort_multipart_upload(keys[0], "no-such-upload")
-    assert await multipart_under(storage, prefix) == set()
+    assert await multipart_under(bucket, prefix) == set()

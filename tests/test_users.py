@@ -9,7 +9,7 @@ import pytest
 from api.config import Settings
 from api.main import create_app
 from api.security import TokenReader
-from tests.conftest import make_account
+from tests.helpers import make_account
 
 
 async def test_register_returns_user(client: httpx.AsyncClient) -> None:

@@ -9,7 +9,7 @@ from api.config import Settings
 from api.files.outbox import Outbox
 from api.storage import open_storage
 from scripts.seaweed import free_port
-from tests.conftest import Account, RunWorker
+from tests.helpers import Account, Bucket, RunWorker
 from worker.tasks import confirm_upload, drain_outbox
 
 
@@ -39,11 +39,15 @@ async def test_storage_outage_is_retried_with_backoff(
 
 
 async def test_unknown_object_under_our_prefix_is_deleted(
-    app: FastAPI, settings: Settings, alice: Account, run_worker: RunWorker
+    app: FastAPI,
+    settings: Settings,
+    alice: Account,
+    run_worker: RunWorker,
+    bucket: Bucket,
 ) -> None:
     storage = app.state.storage
     key = f"{settings.s3_key_prefix}/{alice.id}/not-an-upload"
-    await storage._client.put_object(Bucket=storage.bucket, Key=key, Body=b"orphan")
+    await bucket.put(key)
     ctx = {
         "sessionmaker": app.state.sessionmaker,
         "storage": storage,

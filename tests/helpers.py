@@ -1,0 +1,92 @@
+"""What the tests share besides fixtures: accounts, uploads through the API, and the bucket
+seen through a client of the tests' own (never the adapter's private one)."""
+
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+else:
+    S3Client = Any
+
+RunWorker = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Account:
+    login: str
+    password: str
+    headers: dict[str, str]
+    id: uuid.UUID
+
+
+async def make_account(client: httpx.AsyncClient, login: str | None = None) -> Account:
+    login = login or f"user_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(12)
+    registered = await client.post("/user/register", json={"login": login, "password": password})
+    assert registered.status_code == 201, registered.text
+    token = await client.post("/user/auth", json={"login": login, "password": password})
+    assert token.status_code == 200, token.text
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return Account(login, password, headers, uuid.UUID(registered.json()["id"]))
+
+
+async def upload(
+    client: httpx.AsyncClient,
+    account: Account,
+    path: str,
+    content: bytes,
+    filename: str = "file.bin",
+    content_type: str = "application/octet-stream",
+) -> httpx.Response:
+    return await client.post(
+        "/files/upload",
+        headers=account.headers,
+        data={"path": path},
+        files={"file": (filename, content, content_type)},
+    )
+
+
+class Bucket:
+    """The test bucket as storage holds it: to look behind the API's back, or to put what no
+    upload made (orphans, abandoned multipart uploads)."""
+
+    def __init__(self, client: S3Client, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    async def keys(self, prefix: str = "") -> set[str]:
+        found: set[str] = set()
+        async for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=prefix
+        ):
+            found |= {item["Key"] for item in page.get("Contents", [])}
+        return found
+
+    async def put(self, key: str, body: bytes = b"orphan", **extra: Any) -> str:
+        await self.client.put_object(Bucket=self.name, Key=key, Body=body, **extra)
+        return key
+
+    async def delete(self, key: str) -> None:
+        await self.client.delete_object(Bucket=self.name, Key=key)
+
+    async def multipart_uploads(self, prefix: str = "") -> set[tuple[str, str]]:
+        response = await self.client.list_multipart_uploads(
+            Bucket=self.name, Prefix=prefix, MaxUploads=1000
+        )
+        assert not response.get("IsTruncated")
+        return {(item["Key"], item["UploadId"]) for item in response.get("Uploads", [])}
+
+    async def start_multipart(self, key: str, part: bytes = b"part" * 1024) -> str:
+        """A multipart upload with one part stored, never completed."""
+        created = await self.client.create_multipart_upload(Bucket=self.name, Key=key)
+        upload_id = created["UploadId"]
+        await self.client.upload_part(
+            Bucket=self.name, Key=key, UploadId=upload_id, PartNumber=1, Body=part
+        )
+        return upload_id
