@@ -150,7 +150,7 @@ async def test_unmatched_routes_share_one_label(client: httpx.AsyncClient) -> No
     assert moved(before, after, HTTP_COUNT, **labels, http_response_status_code="404") == 2
 
 
-async def test_failed_and_expired_uploads_are_counted(
+async def test_failed_expired_and_aborted_uploads_are_counted(
     client: httpx.AsyncClient,
     alice: Account,
     app: FastAPI,
@@ -171,9 +171,15 @@ async def test_failed_and_expired_uploads_are_counted(
         )
         await session.commit()
     assert (await _reconcile(app, settings, storage))["expired"] == 1
+    given_up = (await intent(client, alice, path="/given-up.txt")).json()["upload"]
+    aborted = await client.delete(f"/files/uploads/{given_up['id']}", headers=alice.headers)
+    assert aborted.status_code == 204
     after = await scrape(client)
     assert moved(before, after, "filestore_uploads_failed_total", reason="too_large") == 1
     assert moved(before, after, "filestore_uploads_expired_total") == 1
+    assert moved(before, after, "filestore_uploads_aborted_total") == 1
+    assert moved(before, after, "filestore_uploads_issued_total", kind="direct") == 2
+    assert moved(before, after, "filestore_uploads_issued_total", kind="proxied") == 1
     assert moved(before, after, "filestore_uploads_confirmed_total", kind="proxied") == 0
 
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import metrics
 from api.config import Settings
 from api.errors import PayloadTooLarge, UploadNotFound, ValidationFailed
 from api.files.confirmation import confirm_upload
@@ -59,7 +58,6 @@ async def issue_upload(
         sha256=intent.sha256,
     )
     upload_id, object_key = upload.id, upload.object_key
-    metrics.upload_issued(session, upload.kind)
     checksum = base64.b64encode(bytes.fromhex(intent.sha256)).decode() if intent.sha256 else None
     put = storage.presign_put(object_key, content_type, intent.size, checksum)
     post = None

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import metrics
 from api.config import Settings
 from api.errors import (
     NotMultipart,
@@ -353,6 +354,7 @@ async def abort_upload(
     if upload.status != UploadStatus.pending:
         raise UploadClosed(f"The upload is {upload.status}; only a pending one can be aborted.")
     upload.status, upload.reason = UploadStatus.aborted, "aborted by its owner"
+    metrics.upload_aborted(session)
     upload.completed_at = datetime.now(UTC)
     await session.flush()
     await Outbox(session).add(upload.object_key, "upload aborted")

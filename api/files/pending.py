@@ -3,6 +3,7 @@
 import uuid
 from datetime import datetime
 
+from api import metrics
 from api.config import Settings
 from api.errors import QuotaExceeded
 from api.files.repository import FileRepository
@@ -43,4 +44,5 @@ async def open_upload(
             kind=kind,
         )
     )
+    metrics.upload_issued(files.session, kind)
     return file, upload, room

@@ -135,7 +135,6 @@ async def upload_proxied(
             expires_at=expires_at,
             kind=UploadKind.proxied,
         )
-        metrics.upload_issued(session, upload.kind)
         await session.commit()
     upload_id, object_key = upload.id, upload.object_key
 

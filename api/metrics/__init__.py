@@ -97,7 +97,7 @@ class _Metrics:
             "filestore_uploads_failed", "Proxied uploads that ended failed, by reason.", ["reason"]
         )
         self.aborted = Counter(
-            "filestore_uploads_aborted", "Multipart uploads aborted by the client or reconcile."
+            "filestore_uploads_aborted", "Direct uploads aborted by their owner."
         )
         self.confirmation = Histogram(
             "filestore_upload_confirmation_seconds",
@@ -182,7 +182,7 @@ def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
 
 
 def upload_issued(session: AsyncSession, kind: str) -> None:
-    """``kind``: the upload's kind (``direct``, ``proxied``)."""
+    """An upload opened (``kind``: ``direct``, multipart ones too, or ``proxied``)."""
 
     def record() -> None:
         if _metrics is not None:
@@ -209,6 +209,14 @@ def upload_rejected(session: AsyncSession, reason: RejectReason) -> None:
     def record() -> None:
         if _metrics is not None:
             _metrics.rejected.labels(reason).inc()
+
+    _on_commit(session, record)
+
+
+def upload_aborted(session: AsyncSession) -> None:
+    def record() -> None:
+        if _metrics is not None:
+            _metrics.aborted.inc()
 
     _on_commit(session, record)
 
@@ -241,11 +249,6 @@ def _fail_reason(error: BaseException) -> FailReason:
     if isinstance(error, AppError):
         return "interrupted" if error.code == "client_disconnected" else "bad_request"
     return "error"
-
-
-def upload_aborted(count: int = 1) -> None:
-    if _metrics is not None and count:
-        _metrics.aborted.inc(count)
 
 
 def outbox_drained(deleted: int) -> None:
