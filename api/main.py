@@ -12,6 +12,7 @@ from api.cors import install_cors
 from api.db import create_engine, create_sessionmaker
 from api.error_handlers import install_error_handlers
 from api.files.router import router as files_router
+from api.health.readiness import router as readiness_router
 from api.health.router import liveness_router
 from api.health.router import router as health_router
 from api.limits import BodyLimitMiddleware
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(storage_events_router)
     app.include_router(v1)
     app.include_router(liveness_router)
+    app.include_router(readiness_router)
     return app
 
 
