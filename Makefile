@@ -2,7 +2,7 @@
 UV := $(shell ./scripts/ensure-uv.sh)
 RUN := $(UV) run --frozen
 
-.PHONY: run test lint sync bench bench-smoke soak
+.PHONY: run test lint sync bench bench-smoke soak browser
 
 sync:
 	$(UV) sync --frozen
@@ -10,8 +10,12 @@ sync:
 run: sync
 	$(RUN) python -m scripts.run
 
-test: sync
+test: sync browser
 	$(RUN) pytest
+
+# What the browser test needs (Debian's chromium, the built Uppy example), installed if missing.
+browser:
+	./scripts/ensure-browser.sh
 
 lint: sync
 	$(RUN) ruff check .
