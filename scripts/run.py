@@ -3,10 +3,13 @@
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
@@ -17,6 +20,7 @@ from alembic.config import Config as AlembicConfig
 
 from api.config import Settings, get_settings
 from api.cors import apply_bucket_cors
+from api.log_config import LOG_CONFIG_FILE
 from api.logging import configure_logging
 from scripts.seaweed import SeaweedServer, Webhook, die_with_parent
 
@@ -65,17 +69,37 @@ def start_seaweed(settings: Settings) -> SeaweedServer:
     return server.start()
 
 
-def spawn(command: list[str]) -> subprocess.Popen[bytes]:
+def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     # A session of its own: Ctrl-C reaches only this runner, which stops each child once and in
     # order (a second SIGINT makes uvicorn abandon its graceful shutdown). preexec_fn only makes
     # one prctl call, bound before the fork, so the child still dies with this runner.
     return subprocess.Popen(
         command,
         cwd=ROOT,
-        env=os.environ.copy(),
+        env=env,
         start_new_session=True,
         preexec_fn=die_with_parent,  # noqa: PLW1509
     )
+
+
+def metrics_directory(settings: Settings) -> tuple[Path, bool]:
+    """The API's and the worker's shared metrics directory, empty (values left by an earlier
+    run would be summed into this one's); True when it is ours to remove at the end."""
+    if settings.metrics_dir is None:
+        return Path(tempfile.mkdtemp(prefix="filestore-metrics-")), True
+    directory = Path(settings.metrics_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    return directory, False
+
+
+def api_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own http URL
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def main() -> int:
@@ -97,19 +121,33 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    metrics_dir, own_metrics_dir = metrics_directory(settings)
+    env = {**os.environ, "FILESTORE_METRICS_DIR": str(metrics_dir)}
+    api_url = f"http://{settings.run_host}:{settings.run_port}"
     try:
+        # Both log JSON from their first line (api/log_config.py).
         api = [python, "-m", "uvicorn", "api.main:app", "--host", settings.run_host]
         api += ["--port", str(settings.run_port), "--no-access-log"]
-        children.append(spawn(api))
+        api += ["--log-config", str(LOG_CONFIG_FILE), "--log-level", settings.log_level.lower()]
+        children.append(spawn(api, env))
         worker = [python, "-m", "arq", "worker.main.WorkerSettings"]
-        children.append(spawn(worker))
-        log.info(
-            "filestore running",
-            extra={
-                "api": f"http://{settings.run_host}:{settings.run_port}",
-                "s3": seaweed.endpoint_url,
-            },
-        )
+        worker += ["--custom-log-dict", "api.log_config.LOG_CONFIG"]
+        children.append(spawn(worker, env))
+        while not stopping and not api_answers(f"{api_url}/healthz"):
+            if any(child.poll() is not None for child in children):
+                break
+            time.sleep(0.2)
+        else:
+            if not stopping:
+                log.info(
+                    "filestore running",
+                    extra={
+                        "api": api_url,
+                        "s3": seaweed.endpoint_url,
+                        "metrics": f"{api_url}/metrics",
+                        "metrics_dir": str(metrics_dir),
+                    },
+                )
         while not stopping:
             if any(child.poll() is not None for child in children):
                 log.error("a child process exited; stopping everything")
@@ -125,6 +163,8 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
         seaweed.stop()
+        if own_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         log.info("filestore stopped")
     return 0 if stopping else 1
 
