@@ -182,7 +182,12 @@ class Storage:
         try:
             await self._client.head_bucket(Bucket=self.bucket)
         except ClientError:
-            await self._client.create_bucket(Bucket=self.bucket)
+            try:
+                await self._client.create_bucket(Bucket=self.bucket)
+            except ClientError as error:  # created meanwhile (SeaweedFS's -bucket flag)
+                code = error.response.get("Error", {}).get("Code")
+                if code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
 
     async def head(self, key: str) -> ObjectInfo | None:
         try:

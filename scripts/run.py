@@ -130,7 +130,7 @@ def main() -> int:
         api += ["--port", str(settings.run_port), "--no-access-log"]
         api += ["--log-config", str(LOG_CONFIG_FILE), "--log-level", settings.log_level.lower()]
         children.append(spawn(api, env))
-        worker = [python, "-m", "arq", "worker.main.WorkerSettings"]
+        worker = [python, "-m", "worker"]
         worker += ["--custom-log-dict", "api.log_config.LOG_CONFIG"]
         children.append(spawn(worker, env))
         while not stopping and not api_answers(f"{api_url}/healthz"):

@@ -239,7 +239,7 @@ class Stack:
         self.workers = [
             Service(
                 f"worker-{index + 1}",
-                [python, "-m", "arq", "worker.main.WorkerSettings"],
+                [python, "-m", "worker"],
                 env,
                 self.run_dir,
                 self.logs / f"worker-{index + 1}.log",

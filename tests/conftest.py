@@ -27,12 +27,12 @@ from api.config import Settings
 from api.main import create_app
 from api.storage import Storage
 from scripts.seaweed import SeaweedServer
-from tests.helpers import Account, Bucket, RunWorker, make_account, upload
+from tests.helpers import Account, Bucket, OwnRedis, RunWorker, make_account, upload
 
 # Transitional: test modules import these from tests.helpers.
 __all__ = ["Account", "RunWorker", "make_account", "upload"]
 from worker.context import open_context
-from worker.main import WorkerSettings
+from worker.main import worker_options
 from worker.tasks import drain_outbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,6 +158,14 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 
 
 @pytest.fixture
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnRedis]:
+    """A Redis of this test's own on a spare port (see ``OwnRedis``)."""
+    server = OwnRedis(str(tmp_path_factory.mktemp("redis"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as http:
@@ -203,14 +211,14 @@ async def run_worker(app: FastAPI, settings: Settings) -> RunWorker:
         async with contextlib.AsyncExitStack() as stack:
             ctx = await open_context(settings, stack)
             worker = Worker(
-                functions=WorkerSettings.functions,
+                functions=worker_options(settings)["functions"],
                 redis_pool=ctx["redis"],
                 burst=True,
                 poll_delay=0,
                 ctx=ctx,
                 handle_signals=False,
                 max_tries=3,
-                keep_result=WorkerSettings.keep_result,
+                keep_result=worker_options(settings)["keep_result"],
             )
             try:
                 await worker.main()

@@ -2,12 +2,17 @@
 seen through a client of the tests' own (never the adapter's private one)."""
 
 import secrets
+import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from scripts.seaweed import free_port
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -90,3 +95,35 @@ class Bucket:
             Bucket=self.name, Key=key, UploadId=upload_id, PartNumber=1, Body=part
         )
         return upload_id
+
+
+class OwnRedis:
+    """A Redis of a test's own on a spare port, so stopping it harms nobody; restarted, it
+    comes back empty on the same port."""
+
+    def __init__(self, directory: str) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is needed on PATH"
+        self.binary, self.directory, self.port = binary, directory, free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "OwnRedis":
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=self.directory)
+        deadline = time.monotonic() + 10
+        ping = ["redis-cli", "-p", str(self.port), "ping"]
+        while subprocess.run(ping, capture_output=True, check=False).stdout.strip() != b"PONG":
+            assert time.monotonic() < deadline, "redis did not start"
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None

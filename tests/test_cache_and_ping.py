@@ -1,7 +1,4 @@
-import shutil
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -12,7 +9,7 @@ from api.config import Settings
 from api.main import create_app
 from api.models import File
 from scripts.seaweed import free_port
-from tests.helpers import Account, upload
+from tests.helpers import Account, OwnRedis, upload
 
 
 async def test_ping_reports_every_service(client: httpx.AsyncClient, alice: Account) -> None:
@@ -60,38 +57,10 @@ async def test_deleted_file_is_not_served_from_cache(
 
 
 @pytest.fixture
-def own_redis(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """A Redis of this test's own on a spare port, so stopping it harms nobody."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is needed for the fail-open test"
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        cwd=tmp_path_factory.mktemp("redis"),
-    )
-    deadline = time.monotonic() + 10
-    while (
-        subprocess.run(
-            ["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False
-        ).stdout.strip()
-        != b"PONG"
-    ):
-        assert time.monotonic() < deadline, "redis did not start"
-        time.sleep(0.05)
-    yield port, process
-    process.kill()
-    process.wait()
-
-
-@pytest.fixture
 async def fragile_client(
-    settings: Settings, own_redis: tuple[int, subprocess.Popen[bytes]], app: FastAPI
+    settings: Settings, own_redis: OwnRedis, app: FastAPI
 ) -> AsyncIterator[httpx.AsyncClient]:
-    port, _ = own_redis
-    fragile = create_app(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"}))
+    fragile = create_app(settings.model_copy(update={"redis_url": own_redis.url}))
     async with fragile.router.lifespan_context(fragile):
         transport = httpx.ASGITransport(app=fragile)
         async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as http:
@@ -102,15 +71,13 @@ async def test_cache_fails_open_when_redis_stops(
     fragile_client: httpx.AsyncClient,
     client: httpx.AsyncClient,
     alice: Account,
-    own_redis: tuple[int, subprocess.Popen[bytes]],
+    own_redis: OwnRedis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     await upload(client, alice, "/f/one.txt", b"1")
     warm = await fragile_client.get("/files", headers=alice.headers)
     assert warm.status_code == 200
-    _, process = own_redis
-    process.kill()
-    process.wait()
+    own_redis.stop()
     with caplog.at_level("WARNING"):
         listing = await fragile_client.get("/files", headers=alice.headers)
         download = await fragile_client.get(

@@ -1,5 +1,14 @@
 """The worker's jobs against real services, including transient failures and retries."""
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
 import httpx
 import pytest
 from arq import Retry
@@ -7,9 +16,12 @@ from fastapi import FastAPI
 
 from api.config import Settings
 from api.files.outbox import Outbox
+from api.jobs import enqueue_confirm
+from api.redis import create_redis
 from api.storage import open_storage
 from scripts.seaweed import free_port
-from tests.helpers import Account, Bucket, RunWorker
+from tests.conftest import ROOT
+from tests.helpers import Account, Bucket, OwnRedis, RunWorker
 from worker.tasks import confirm_upload, drain_outbox
 
 
@@ -57,3 +69,48 @@ async def test_unknown_object_under_our_prefix_is_deleted(
     assert await confirm_upload(ctx, key) == "unknown"
     await run_worker()
     assert await storage.head(key) is None
+
+
+async def test_the_worker_outlives_a_redis_restart(
+    app: FastAPI, settings: Settings, own_redis: OwnRedis, bucket: Bucket, tmp_path: Path
+) -> None:
+    """``python -m worker`` loses its Redis (restarted empty), stays up and serves the queue
+    again: a confirmation enqueued after the restart runs (an orphan object is recorded in the
+    outbox and deleted)."""
+    env = {
+        **os.environ,
+        "FILESTORE_DATABASE_URL": settings.database_url,
+        "FILESTORE_REDIS_URL": own_redis.url,
+        "FILESTORE_S3_ENDPOINT_URL": settings.s3_endpoint_url,
+        "FILESTORE_S3_ACCESS_KEY": settings.s3_access_key,
+        "FILESTORE_S3_SECRET_KEY": settings.s3_secret_key.get_secret_value(),
+        "FILESTORE_S3_BUCKET": settings.s3_bucket,
+        "FILESTORE_OUTBOX_DRAIN_INTERVAL_SECONDS": "1",
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    logged = tmp_path / "worker.log"
+    try:
+        deadline = time.monotonic() + 30
+        while "reconcile ran" not in logged.read_text():  # serving: its startup crons ran
+            assert worker.poll() is None, logged.read_text()[-3000:]
+            assert time.monotonic() < deadline, logged.read_text()[-3000:]
+            await asyncio.sleep(0.1)
+        own_redis.stop()
+        await asyncio.sleep(3)
+        own_redis.start()
+        key = await bucket.put(f"{settings.s3_key_prefix}/{uuid.uuid4()}/after-restart")
+        async with create_redis(settings.model_copy(update={"redis_url": own_redis.url})) as q:
+            await enqueue_confirm(q, key, None)
+        deadline = time.monotonic() + 30
+        while key in await bucket.keys(key):
+            assert worker.poll() is None, logged.read_text()[-3000:]
+            assert time.monotonic() < deadline, logged.read_text()[-3000:]
+            await asyncio.sleep(0.2)
+        assert worker.poll() is None
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(15) == 0
+        log.close()
