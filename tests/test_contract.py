@@ -1,5 +1,7 @@
 """Contract defects a new user met: each answer says what is wrong and names the limit."""
 
+from datetime import datetime, timedelta
+
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import update
@@ -81,3 +83,20 @@ async def test_me_and_healthz_are_documented(client: httpx.AsyncClient) -> None:
     paths = (await client.get("http://test/openapi.json")).json()["paths"]
     assert "get" in paths["/healthz"]
     assert "get" in paths["/api/v1/user/me"]
+
+
+async def test_a_pending_complete_says_when_to_retry_and_times_are_named_apart(
+    client: httpx.AsyncClient, alice: Account, settings: Settings
+) -> None:
+    ticket = (
+        await client.post("/files/upload", json={"path": "/later.txt"}, headers=alice.headers)
+    ).json()["upload"]
+    early = await client.post(f"/files/uploads/{ticket['id']}/complete", headers=alice.headers)
+    assert early.status_code == 202
+    assert early.headers["Retry-After"] == "1"
+    state = early.json()
+    assert datetime.fromisoformat(state["expires_at"]) == datetime.fromisoformat(
+        ticket["expires_at"]
+    )
+    grace = datetime.fromisoformat(state["closes_at"]) - datetime.fromisoformat(state["expires_at"])
+    assert grace == timedelta(seconds=settings.upload_grace_seconds)

@@ -23,7 +23,7 @@ from api.files.schemas import (
     UploadTicket,
 )
 from api.logging import redact_url
-from api.models import File, Upload, User
+from api.models import File, Upload, UploadKind, User
 from api.paths import file_path
 from api.storage import Storage
 
@@ -86,24 +86,31 @@ async def issue_upload(
     return PendingFile(**FileOut.of(file).model_dump(), upload=ticket)
 
 
-def _state(upload: Upload, file: File | None) -> UploadState:
+def _state(upload: Upload, file: File | None, settings: Settings) -> UploadState:
+    """The stored ``expires_at`` is when reconcile may close the upload; a direct upload's URLs
+    expired a grace period before that."""
+    grace = timedelta(seconds=settings.upload_grace_seconds)
+    url_expiry = upload.expires_at - grace if upload.kind == UploadKind.direct else upload.expires_at
     return UploadState(
         id=upload.id,
         status=upload.status,
         reason=upload.reason,
         created_at=upload.created_at,
-        expires_at=upload.expires_at,
+        expires_at=url_expiry,
+        closes_at=upload.expires_at,
         completed_at=upload.completed_at,
         file=FileOut.of(file) if file is not None and file.object_key is not None else None,
     )
 
 
-async def upload_state(session: AsyncSession, user: User, upload_id: uuid.UUID) -> UploadState:
+async def upload_state(
+    session: AsyncSession, settings: Settings, user: User, upload_id: uuid.UUID
+) -> UploadState:
     upload = await FileRepository(session, user.id).get_upload(upload_id)
     if upload is None:
         raise UploadNotFound()
     file = await session.get(File, upload.file_id) if upload.file_id else None
-    return _state(upload, file)
+    return _state(upload, file, settings)
 
 
 async def complete_upload(
@@ -125,5 +132,5 @@ async def complete_upload(
     if result.upload is None:
         raise UploadNotFound()
     if result.outcome == "not_ours":
-        return await upload_state(session, user, upload_id)
-    return _state(result.upload, result.file)
+        return await upload_state(session, settings, user, upload_id)
+    return _state(result.upload, result.file, settings)

@@ -160,9 +160,12 @@ async def upload(
 
 
 @router.get("/uploads/{upload_id}", responses=responses(Unauthorized, UploadNotFound))
-async def upload_state(upload_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> UploadState:
-    """An upload's state (pending, completed, rejected with a reason, expired) and its file."""
-    return await direct.upload_state(session, user, upload_id)
+async def upload_state(
+    upload_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> UploadState:
+    """An upload's state (pending, completed, rejected with a reason, expired, failed, aborted)
+    and its file."""
+    return await direct.upload_state(session, settings, user, upload_id)
 
 
 @router.post(
@@ -206,6 +209,7 @@ async def complete_upload(
         return error_response(UploadClosed(detail))
     if state.status == UploadStatus.pending:
         response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Retry-After"] = "1"
     return state
 
 

@@ -180,7 +180,14 @@ class UploadState(BaseModel):
     status: UploadStatus
     reason: str | None
     created_at: datetime
-    expires_at: datetime
+    expires_at: datetime = Field(
+        description="When its URLs stop working (the ticket's expires_at); for an upload through "
+        "the API, when its lease runs out unless renewed."
+    )
+    closes_at: datetime = Field(
+        description="When reconcile closes it if it is still unfinished: expires_at plus the "
+        "grace period allowed to an upload still in flight."
+    )
     completed_at: datetime | None
     file: FileOut | None
 
