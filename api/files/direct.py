@@ -89,8 +89,9 @@ async def issue_upload(
 def _state(upload: Upload, file: File | None, settings: Settings) -> UploadState:
     """The stored ``expires_at`` is when reconcile may close the upload; a direct upload's URLs
     expired a grace period before that."""
-    grace = timedelta(seconds=settings.upload_grace_seconds)
-    url_expiry = upload.expires_at - grace if upload.kind == UploadKind.direct else upload.expires_at
+    url_expiry = upload.expires_at
+    if upload.kind == UploadKind.direct:
+        url_expiry -= timedelta(seconds=settings.upload_grace_seconds)
     return UploadState(
         id=upload.id,
         status=upload.status,
