@@ -22,9 +22,10 @@ lint: sync
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 
-# The benchmark against the stack of `make run` (started if not running); QUICK=1 for a smoke run.
+# The benchmark against the stack of `make run` (started if not running); QUICK=1 for a smoke run,
+# UPDATE=1 to rewrite the committed bench/results/latest.json (else the results go to /tmp).
 bench: sync
-	QUICK=$(QUICK) $(RUN) python -m bench.run
+	QUICK=$(QUICK) UPDATE=$(UPDATE) $(RUN) python -m bench.run
 
 bench-smoke: sync
 	$(RUN) pytest -p no:cacheprovider -o testpaths=bench bench/test_smoke.py

@@ -3,7 +3,7 @@
     python -m bench.profile [--seconds 8]     # against the running `make run` stack
 
 Prints the share of the API's main-thread samples per category (raw stacks are kept in
-bench/results/profile-intents.raw for a closer look).
+a temporary folder, or with ``--update`` in bench/results/profile-intents.raw, for a closer look).
 """
 
 import argparse
@@ -11,6 +11,7 @@ import collections
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -65,13 +66,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base-url", default="http://127.0.0.1:8080")
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument(
+        "--update", action="store_true", help="keep the raw stacks in bench/results/ (committed)"
+    )
     args = parser.parse_args()
     api = f"{args.base_url}/api/v1"
     credentials = {"login": f"prof_{secrets.token_hex(4)}", "password": secrets.token_urlsafe(12)}
     httpx.post(f"{api}/user/register", json=credentials).raise_for_status()
     token = httpx.post(f"{api}/user/auth", json=credentials).json()["access_token"]
     pid = api_pid(urlsplit(args.base_url).port or 80)
-    raw_path = RESULTS / "profile-intents.raw"
+    raw_path = (RESULTS if args.update else Path(tempfile.mkdtemp(prefix="bench-profile-"))) / (
+        "profile-intents.raw"
+    )
     spy = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "py-spy"),
@@ -91,7 +97,7 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     time.sleep(0.5)
-    script = LUA / ".profile.lua"
+    script = raw_path.parent / "profile.lua"
     script.write_text((LUA / "intents.lua").read_text())
     try:
         subprocess.run(

@@ -194,8 +194,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base-url", default="http://127.0.0.1:8080")
     parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK") == "1")
-    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where the JSON goes (default: a temporary file; with --update the committed one)",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        default=os.environ.get("UPDATE") == "1",
+        help="write bench/results/latest.json, the committed results (UPDATE=1)",
+    )
     args = parser.parse_args()
+    if args.output is None:
+        fresh = Path(tempfile.mkdtemp(prefix="bench-")) / "latest.json"
+        args.output = RESULTS / "latest.json" if args.update else fresh
     with running_stack(args.base_url):
         results = run(args.base_url, args.quick)
     args.output.parent.mkdir(parents=True, exist_ok=True)

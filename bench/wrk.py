@@ -1,7 +1,9 @@
 """Run wrk with one of bench/lua's scripts and read its JSON summary line."""
 
 import json
+import os
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +34,11 @@ def run_wrk(
     wrk: str, base_url: str, script: str, args: list[str], concurrency: int, seconds: int
 ) -> Load:
     threads = min(concurrency, 2)
-    combined = LUA / f".{script}.combined.lua"
-    combined.write_text((LUA / f"{script}.lua").read_text() + (LUA / "report.lua").read_text())
+    # Written outside the source tree, so a run never leaves files in the checkout.
+    handle, name = tempfile.mkstemp(prefix=f"wrk-{script}-", suffix=".lua")
+    combined = Path(name)
+    with os.fdopen(handle, "w") as lua:
+        lua.write((LUA / f"{script}.lua").read_text() + (LUA / "report.lua").read_text())
     try:
         output = subprocess.run(
             [
