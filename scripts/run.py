@@ -125,14 +125,13 @@ def main() -> int:
     env = {**os.environ, "FILESTORE_METRICS_DIR": str(metrics_dir)}
     api_url = f"http://{settings.run_host}:{settings.run_port}"
     try:
-        # Both log JSON from their first line (api/log_config.py).
+        # Both log JSON from their first line: uvicorn with our log config (api/log_config.py),
+        # the worker configures it itself before arq writes anything.
         api = [python, "-m", "uvicorn", "api.main:app", "--host", settings.run_host]
         api += ["--port", str(settings.run_port), "--no-access-log"]
         api += ["--log-config", str(LOG_CONFIG_FILE), "--log-level", settings.log_level.lower()]
         children.append(spawn(api, env))
-        worker = [python, "-m", "worker"]
-        worker += ["--custom-log-dict", "api.log_config.LOG_CONFIG"]
-        children.append(spawn(worker, env))
+        children.append(spawn([python, "-m", "worker"], env))
         while not stopping and not api_answers(f"{api_url}/healthz"):
             if any(child.poll() is not None for child in children):
                 break

@@ -1,10 +1,7 @@
 """``/readyz`` checks PostgreSQL, Redis and S3; ``/healthz`` checks nothing."""
 
-import shutil
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -13,32 +10,8 @@ from fastapi import FastAPI
 from api.config import Settings
 from api.main import create_app
 from scripts.seaweed import free_port
+from tests.helpers import OwnRedis
 from tests.test_compose import _config as _compose_config
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """A Redis of this test's own on a spare port, so stopping it harms nobody."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is needed for the readiness test"
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
-    deadline = time.monotonic() + 10
-    while (
-        subprocess.run(
-            ["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False
-        ).stdout.strip()
-        != b"PONG"
-    ):
-        assert time.monotonic() < deadline, "redis did not start"
-        time.sleep(0.05)
-    yield port, process
-    process.kill()
-    process.wait()
 
 
 async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
@@ -50,16 +23,15 @@ async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def own_redis_client(
-    settings: Settings, own_redis: tuple[int, subprocess.Popen[bytes]]
+    settings: Settings, own_redis: OwnRedis
 ) -> AsyncIterator[httpx.AsyncClient]:
-    port, _ = own_redis
-    app = create_app(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"}))
+    app = create_app(settings.model_copy(update={"redis_url": own_redis.url}))
     async for http in _client(app):
         yield http
 
 
 async def test_readyz_turns_503_when_redis_dies(
-    own_redis_client: httpx.AsyncClient, own_redis: tuple[int, subprocess.Popen[bytes]]
+    own_redis_client: httpx.AsyncClient, own_redis: OwnRedis
 ) -> None:
     ready = await own_redis_client.get("/readyz")
     assert ready.status_code == 200
@@ -67,9 +39,7 @@ async def test_readyz_turns_503_when_redis_dies(
         "status": "ready",
         "checks": {"postgres": "ok", "redis": "ok", "s3": "ok"},
     }
-    _, process = own_redis
-    process.kill()
-    process.wait()
+    own_redis.stop()
     started = time.monotonic()
     down = await own_redis_client.get("/readyz")
     assert time.monotonic() - started < 3  # short timeouts: a probe never hangs
