@@ -1,0 +1,1 @@
+"""A typed client of the filestore API (httpx): sign in, list, upload, download, delete."""
