@@ -177,7 +177,10 @@ async def test_resume_after_losing_the_client(
     parts = chunks(data, 5 * MIB)
     ticket = await multipart_ticket(client, alice, "/resumed.bin", len(data))
     await send_parts(client, alice, ticket["id"], {n: parts[n] for n in (1, 3)})
-    # The client crashed: all it still knows is the upload id. Storage says what it holds.
+    # The client crashed: all it still knows is the upload id. The state gives the part size,
+    # storage says what it holds.
+    state = (await client.get(f"/files/uploads/{ticket['id']}", headers=alice.headers)).json()
+    assert (state["multipart"], state["part_size"], state["part_count"]) == (True, 5 * MIB, 4)
     held = await stored_parts(client, alice, ticket["id"])
     assert [(p["number"], p["size"]) for p in held] == [(1, 5 * MIB), (3, 5 * MIB)]
     assert held[0]["etag"] == hashlib.md5(parts[1]).hexdigest()

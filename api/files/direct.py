@@ -2,6 +2,7 @@
 
 import base64
 import logging
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -101,6 +102,13 @@ def _state(upload: Upload, file: File | None, settings: Settings) -> UploadState
         closes_at=upload.expires_at,
         completed_at=upload.completed_at,
         file=FileOut.of(file) if file is not None and file.object_key is not None else None,
+        multipart=upload.multipart_upload_id is not None,
+        part_size=upload.part_size,
+        part_count=(
+            math.ceil(upload.declared_size / upload.part_size)
+            if upload.part_size and upload.declared_size
+            else None
+        ),
     )
 
 

@@ -188,6 +188,11 @@ class UploadState(BaseModel):
         description="When reconcile closes it if it is still unfinished: expires_at plus the "
         "grace period allowed to an upload still in flight."
     )
+    multipart: bool = Field(default=False, description="A presigned multipart upload.")
+    part_size: int | None = Field(
+        default=None, description="Multipart: every part but the last has this size (resuming)."
+    )
+    part_count: int | None = None
     completed_at: datetime | None
     file: FileOut | None
 
