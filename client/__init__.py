@@ -1,1 +1,43 @@
-"""A typed client of the filestore API (httpx): sign in, list, upload, download, delete."""
+"""A typed client of the filestore API (httpx): sign in, list, upload, download, delete.
+
+from client import Client
+
+with Client("http://127.0.0.1:8080") as api:
+    api.sign_in("alice", "correct horse battery")
+    api.upload("disk.img", "/backups/")        # straight to storage, multipart if large
+    for file in api.iter_files("/backups/"):
+        print(file.path, file.size)
+    api.download("/backups/disk.img", "copy.img")
+"""
+
+from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client
+from client.errors import FilestoreError
+from client.models import (
+    DownloadResult,
+    File,
+    NoProgress,
+    Page,
+    Progress,
+    StoredPart,
+    UploadResult,
+    UploadState,
+)
+from client.state import PendingDownload, PendingUpload, StateFile
+
+__all__ = [
+    "DEFAULT_JOBS",
+    "DEFAULT_MULTIPART_THRESHOLD",
+    "Client",
+    "DownloadResult",
+    "File",
+    "FilestoreError",
+    "NoProgress",
+    "Page",
+    "PendingDownload",
+    "PendingUpload",
+    "Progress",
+    "StateFile",
+    "StoredPart",
+    "UploadResult",
+    "UploadState",
+]

@@ -1,14 +1,337 @@
-"""The ``filestore`` command (typer + rich), built on ``client``."""
+"""The ``filestore`` command (typer + rich), built on ``client``.
 
+Where it looks: ``FILESTORE_URL`` and ``FILESTORE_TOKEN`` first, then what ``filestore login``
+kept in ``config.json`` in the user's config directory (``FILESTORE_CONFIG_DIR`` moves it).
+The state file of unfinished uploads and downloads lives beside it. Exit codes: 0, 1 with the
+API's message (no traceback), 2 for usage errors, 130 when interrupted (run it again to
+resume).
+"""
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
 
-app = typer.Typer(help="filestore: your files on the command line.", no_args_is_help=True)
+from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client
+from client.errors import FilestoreError
+from client.models import UploadResult
+from client.state import StateFile
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+CONFIG_NAME = "config.json"
+STATE_NAME = "state.json"
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    help="filestore: your files on the command line.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
 
 
-@app.callback()
-def _root() -> None:
-    """Sign in, list, upload, download and delete files on a filestore API."""
+def config_dir() -> Path:
+    explicit = os.environ.get("FILESTORE_CONFIG_DIR")
+    return Path(explicit) if explicit else Path(typer.get_app_dir("filestore"))
+
+
+def _read_config() -> dict[str, Any]:
+    try:
+        data = json.loads((config_dir() / CONFIG_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_config(data: dict[str, Any]) -> Path:
+    directory = config_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / CONFIG_NAME
+    temporary = directory / f".{CONFIG_NAME}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=1)
+    os.chmod(temporary, 0o600)  # an older file may have been created with other bits
+    os.replace(temporary, path)
+    return path
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    err.print(f"[red]filestore:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _url() -> str:
+    return os.environ.get("FILESTORE_URL") or _read_config().get("url") or DEFAULT_URL
+
+
+@contextmanager
+def _client(signed_in: bool = True) -> Iterator[Client]:
+    """A client on the configured API; errors become one line on stderr and exit 1."""
+    token = os.environ.get("FILESTORE_TOKEN") or _read_config().get("token")
+    if signed_in and not token:
+        _fail("not signed in: run `filestore login` (or set FILESTORE_TOKEN).")
+    url = _url()
+    try:
+        with Client(url, token, state=StateFile(config_dir() / STATE_NAME)) as api:
+            yield api
+    except FilestoreError as error:
+        hint = " (run `filestore login`)" if error.code == "not_authenticated" else ""
+        _fail(f"{error.detail} [{error.code}]{hint}")
+    except httpx.HTTPError as error:
+        _fail(f"cannot reach {url}: {error}")
+    except OSError as error:
+        _fail(str(error))
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def login(
+    login: Annotated[str, typer.Option("--login", "-l", prompt=True, help="Account name.")],
+    password: Annotated[
+        str, typer.Option("--password", "-p", prompt=True, hide_input=True, help="Password.")
+    ],
+    url: Annotated[str | None, typer.Option(help="API address, e.g. http://host:8080.")] = None,
+    register: Annotated[bool, typer.Option(help="Create the account first.")] = False,
+) -> None:
+    """Sign in and keep the token (mode 0600) in the user's config directory."""
+    target = url or _url()
+    try:
+        with Client(target) as api:
+            if register:
+                api.register(login, password)
+            token = api.sign_in(login, password)
+    except FilestoreError as error:
+        _fail(f"{error.detail} [{error.code}]")
+    except httpx.HTTPError as error:
+        _fail(f"cannot reach {target}: {error}")
+    path = _write_config({"url": target, "login": login, "token": token})
+    out.print(f"Signed in to {target} as [bold]{login}[/bold]; token kept in {path}")
+
+
+@app.command("ls")
+def list_files(
+    path: Annotated[str | None, typer.Argument(help="Folder to list (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """List files, under a folder if given."""
+    with _client() as api:
+        files = list(api.iter_files(path))
+    if as_json:
+        for file in files:
+            sys.stdout.write(json.dumps(asdict(file)) + "\n")
+        return
+    table = Table(box=None, header_style="bold")
+    table.add_column("path")
+    table.add_column("size", justify="right")
+    table.add_column("type")
+    table.add_column("modified")
+    for file in files:
+        modified = file.modified_at[:19].replace("T", " ")
+        table.add_row(escape(file.path), _size(file.size), file.content_type or "-", modified)
+    out.print(table)
+    out.print(f"{len(files)} file(s), {_size(sum(f.size or 0 for f in files))}", style="dim")
+
+
+class _Bar:
+    """``client.Progress`` on a rich task, and on the total's task for a folder."""
+
+    def __init__(self, progress: Progress, task: TaskID, total: TaskID | None) -> None:
+        self.progress, self.task, self.total = progress, task, total
+
+    def started(self, total: int, done: int) -> None:
+        self.progress.update(self.task, total=total, completed=done)
+        if self.total is not None and done:
+            self.progress.advance(self.total, done)
+
+    def advanced(self, nbytes: int) -> None:
+        self.progress.advance(self.task, nbytes)
+        if self.total is not None:
+            self.progress.advance(self.total, nbytes)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _plan(local: Path, remote: str | None, recursive: bool) -> list[tuple[Path, str]]:
+    if local.is_dir():
+        if not recursive:
+            _fail(f"{local} is a folder: use -r to upload it.", 2)
+        base = remote or "/"
+        base = base if base.endswith("/") else base + "/"
+        root = base + local.resolve().name + "/" if remote is None else base
+        return [
+            (item, root + item.relative_to(local).as_posix())
+            for item in sorted(local.rglob("*"))
+            if item.is_file()
+        ]
+    if not local.is_file():
+        _fail(f"{local}: no such file.", 2)
+    return [(local, remote or "/")]
+
+
+@app.command()
+def put(
+    local: Annotated[Path, typer.Argument(help="File or folder to upload.")],
+    remote: Annotated[
+        str | None,
+        typer.Argument(help="Target path, or a folder ending in '/' (default: '/')."),
+    ] = None,
+    recursive: Annotated[bool, typer.Option("-r", "--recursive", help="Upload a folder.")] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, max=64, help="Transfers in flight.")
+    ] = DEFAULT_JOBS,
+    proxy: Annotated[bool, typer.Option(help="Send the bytes through the API.")] = False,
+    multipart_threshold: Annotated[
+        int, typer.Option(min=5 * 1024 * 1024, help="Bytes above which parts go in parallel.")
+    ] = DEFAULT_MULTIPART_THRESHOLD,
+) -> None:
+    """Upload a file (or a folder with -r) straight to storage; run it again to resume."""
+    plan = _plan(local, remote, recursive)
+    started = time.monotonic()
+    results: list[UploadResult] = []
+    with _client() as api, _progress() as progress:
+        total = (
+            progress.add_task("total", total=sum(p.stat().st_size for p, _ in plan))
+            if len(plan) > 1
+            else None
+        )
+        try:
+            for path, target in plan:
+                task = progress.add_task(path.name, total=path.stat().st_size)
+                results.append(
+                    api.upload(
+                        path,
+                        target,
+                        jobs=jobs,
+                        proxy=proxy,
+                        progress=_Bar(progress, task, total),
+                        multipart_threshold=multipart_threshold,
+                    )
+                )
+        except KeyboardInterrupt:
+            progress.stop()
+            _fail("interrupted: run the same command again to resume.", EXIT_INTERRUPTED)
+    elapsed = max(time.monotonic() - started, 1e-6)
+    sent = sum(result.sent for result in results)
+    for result in results:
+        resumed = f", {_size(result.resumed)} already stored" if result.resumed else ""
+        out.print(
+            f"{escape(result.file.path)}  {_size(result.file.size)}  {result.method}{resumed}",
+            highlight=False,
+        )
+    rate = sent / elapsed / (1024 * 1024)
+    out.print(
+        f"{len(results)} file(s), sent {sent} bytes in {elapsed:.2f} s ({rate:.1f} MiB/s)",
+        style="dim",
+        highlight=False,
+    )
+
+
+@app.command()
+def get(
+    remote: Annotated[str, typer.Argument(help="File path or id.")],
+    local: Annotated[
+        Path | None, typer.Argument(help="Where to write it (default: its name, here).")
+    ] = None,
+) -> None:
+    """Download a file; an interrupted download resumes where it stopped."""
+    target = local or Path(remote.rstrip("/").rsplit("/", 1)[-1] or "download")
+    if target.is_dir():
+        target = target / remote.rstrip("/").rsplit("/", 1)[-1]
+    started = time.monotonic()
+    with _client() as api, _progress() as progress:
+        task = progress.add_task(target.name, total=None)
+        try:
+            result = api.download(remote, target, progress=_Bar(progress, task, None))
+        except KeyboardInterrupt:
+            progress.stop()
+            _fail("interrupted: run the same command again to resume.", EXIT_INTERRUPTED)
+    elapsed = max(time.monotonic() - started, 1e-6)
+    resumed = f", resumed after {_size(result.resumed)}" if result.resumed else ""
+    out.print(
+        f"{escape(result.path)}  {_size(result.size)}{resumed} in {elapsed:.2f} s",
+        highlight=False,
+    )
+
+
+@app.command()
+def rm(paths: Annotated[list[str], typer.Argument(help="File paths or ids.")]) -> None:
+    """Delete files."""
+    with _client() as api:
+        for path in paths:
+            api.delete(path)
+            out.print(f"deleted {escape(path)}", highlight=False)
+
+
+@app.command()
+def status(
+    upload_id: Annotated[str, typer.Argument(help="The upload's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
+) -> None:
+    """An upload's state (pending, completed, rejected, expired, failed, aborted)."""
+    with _client() as api:
+        state = api.upload_state(upload_id)
+        parts = api.stored_parts(upload_id) if state.status == "pending" else []
+    if as_json:
+        sys.stdout.write(json.dumps(asdict(state)) + "\n")
+        return
+    out.print(f"upload {state.id}: [bold]{state.status}[/bold]")
+    if state.reason:
+        out.print(f"reason: {state.reason}", highlight=False)
+    if state.file:
+        out.print(f"file: {escape(state.file.path)} ({_size(state.file.size)})", highlight=False)
+    if parts:
+        stored = sum(part.size for part in parts)
+        out.print(f"stored: {len(parts)} part(s), {_size(stored)}", highlight=False)
+    out.print(f"created {state.created_at}, URLs expire {state.expires_at}", highlight=False)
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

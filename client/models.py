@@ -1,0 +1,110 @@
+"""What the API answers, as typed dataclasses (the client needs no pydantic)."""
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class File:
+    id: str
+    name: str
+    path: str
+    size: int | None
+    content_type: str | None
+    etag: str | None
+    sha256: str | None
+    created_at: str
+    modified_at: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "File":
+        return cls(
+            id=body["id"],
+            name=body["name"],
+            path=body["path"],
+            size=body.get("size"),
+            content_type=body.get("content_type"),
+            etag=body.get("etag"),
+            sha256=body.get("sha256"),
+            created_at=body["created_ad"],  # the contract's spelling
+            modified_at=body["modified_at"],
+        )
+
+
+@dataclass(frozen=True)
+class Page:
+    account: str
+    files: list[File]
+    next_cursor: str | None
+
+
+UploadStatus = Literal["pending", "completed", "rejected", "expired", "failed", "aborted"]
+
+
+@dataclass(frozen=True)
+class UploadState:
+    id: str
+    status: UploadStatus
+    reason: str | None
+    created_at: str
+    expires_at: str
+    completed_at: str | None
+    file: File | None
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "UploadState":
+        file = body.get("file")
+        return cls(
+            id=body["id"],
+            status=body["status"],
+            reason=body.get("reason"),
+            created_at=body["created_at"],
+            expires_at=body["expires_at"],
+            completed_at=body.get("completed_at"),
+            file=File.of(file) if file else None,
+        )
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    number: int
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """A finished upload: the file as stored, and how many bytes this call sent (``resumed``
+    is what storage already held from an earlier, interrupted run)."""
+
+    file: File
+    upload_id: str | None
+    sent: int
+    resumed: int
+    method: Literal["put", "multipart", "proxy"]
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    path: str
+    size: int
+    received: int
+    resumed: int
+
+
+class Progress(Protocol):
+    """Told about one transfer: its size (and what an earlier run already did), then each chunk
+    as it goes. Called from several threads during a parallel upload; a failed part's bytes
+    come back as a negative advance."""
+
+    def started(self, total: int, done: int) -> None: ...
+
+    def advanced(self, nbytes: int) -> None: ...
+
+
+class NoProgress:
+    def started(self, total: int, done: int) -> None:
+        pass
+
+    def advanced(self, nbytes: int) -> None:
+        pass
