@@ -7,8 +7,10 @@ RUN := $(UV) run --frozen
 sync:
 	$(UV) sync --frozen
 
-run: sync
-	$(RUN) python -m scripts.run
+# Quiet: every line `make run` prints is a JSON log line (make's echo and uv's summary are not).
+run:
+	@$(UV) sync --frozen --quiet
+	@$(RUN) python -m scripts.run
 
 test: sync browser
 	$(RUN) pytest
