@@ -136,11 +136,15 @@ async def test_uppy_uploads_a_small_and_a_multipart_file_from_another_origin(
                 )
                 errors = await page.evaluate("window.filestore.errors")
                 results = await page.evaluate("window.filestore.results")
+                parts = await page.evaluate("window.filestore.parts")
             finally:
                 await browser.close()
         assert errors == [], (errors, console[-20:])
         assert sorted(r["name"] for r in results) == ["big.bin", "hello.txt"]
         assert all(r["key"].startswith("uploads/") for r in results)
+        # Uppy sends files over 100 MB as multipart, each part signed by the API.
+        assert parts.get("big.bin", 0) >= 2, parts
+        assert "hello.txt" not in parts
 
         # Storage notifies the API, the worker confirms: both appear with their sizes.
         expected = {"/from-uppy/hello.txt": small.stat().st_size, "/from-uppy/big.bin": BIG_SIZE}

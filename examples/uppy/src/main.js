@@ -56,7 +56,7 @@ function folder() {
 }
 
 // What the test (and a curious reader) can inspect.
-window.filestore = { results: [], errors: [], showFiles };
+window.filestore = { results: [], errors: [], parts: {}, showFiles };
 
 function startUppy() {
   const uppy = new Uppy({ autoProceed: true })
@@ -70,6 +70,9 @@ function startUppy() {
     });
   uppy.on("upload-success", (file, response) => {
     window.filestore.results.push({ name: file.name, size: file.size, key: response.body?.key });
+  });
+  uppy.on("s3-multipart:part-uploaded", (file) => {
+    window.filestore.parts[file.name] = (window.filestore.parts[file.name] ?? 0) + 1;
   });
   uppy.on("upload-error", (file, error) => {
     window.filestore.errors.push({ name: file?.name, message: String(error?.message ?? error) });
