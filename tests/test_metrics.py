@@ -1,5 +1,6 @@
 """Metrics move where the state changes: uploads, rejections, confirmations, jobs, bytes."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from api.main import create_app
 from api.models import Upload, User
 from api.storage import Storage
 from api.storage_events.parser import parse_events
+from scripts.seaweed import free_port
 from tests.conftest import Account, RunWorker, upload
 from tests.test_direct_uploads import (
     FIXTURES,
@@ -30,6 +32,7 @@ from tests.test_direct_uploads import (
     put,
     webhook_headers,
 )
+from worker import metrics as worker_metrics
 from worker.metrics import instrumented
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -240,3 +243,23 @@ def test_s3_events_carry_their_time_seaweed_events_none() -> None:
     assert parse_events(minio, "uploads", "users")[0].event_time is None
     seaweed = json.loads((FIXTURES / "seaweedfs-filer-events.json").read_text())
     assert all(event.event_time is None for event in parse_events(seaweed, "filestore", "uploads"))
+
+
+async def test_the_worker_serves_its_metrics_on_its_port(settings: Settings) -> None:
+    port, token = free_port(), "worker-metrics-token-0123"
+    worker_settings = settings.model_copy(
+        update={
+            "worker_metrics_port": port,
+            "metrics_access": "token",
+            "metrics_token": SecretStr(token),
+        }
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        worker_metrics.start(worker_settings, stack)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/metrics")).status_code == 401
+            served = await http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+            assert served.status_code == 200
+            assert "filestore_job_runs_total" in served.text
+    with pytest.raises(httpx.ConnectError):  # stopped with the worker
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
