@@ -19,6 +19,7 @@ from api.limits import BodyLimitMiddleware
 from api.logging import RequestContextMiddleware, configure_logging
 from api.metrics import http as metrics_http
 from api.openapi import document_error_bodies
+from api.pages import install_pages
 from api.redis import create_redis
 from api.security import TokenReader
 from api.storage import open_storage
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Authenticates users, signs S3 URLs and keeps file metadata.",
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
+        docs_url=None,  # served from the project's own copy by api.pages (no CDN)
+        redoc_url=None,
     )
     install_error_handlers(app)
     document_error_bodies(app)
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1)
     app.include_router(liveness_router)
     app.include_router(readiness_router)
+    install_pages(app)
     return app
 
 

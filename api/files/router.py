@@ -66,7 +66,19 @@ _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": UploadIntentIn.model_json_schema()},
+            "application/json": {
+                "schema": UploadIntentIn.model_json_schema(),
+                "examples": {
+                    "single PUT": {
+                        "summary": "A small file: one presigned PUT",
+                        "value": {"path": "/docs/", "name": "report.pdf", "size": 2016},
+                    },
+                    "multipart": {
+                        "summary": "A large file: presigned parts",
+                        "value": {"path": "/big/disk.img", "size": 1073741824, "multipart": True},
+                    },
+                },
+            },
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
