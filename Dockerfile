@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every filestore process: the API (default CMD), the arq worker
-# (`arq worker.main.WorkerSettings`) and migrations (`alembic upgrade head`).
+# (`python -m worker`) and migrations (`alembic upgrade head`).
 
 # ---- builder: resolve the locked dependencies into /app/.venv -------------------------------
 FROM python:3.11-slim AS builder

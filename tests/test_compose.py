@@ -116,3 +116,9 @@ def test_broken_compose_file_is_rejected(tmp_path: Path) -> None:
     result = _compose("config", "-q", compose_file=broken)
     assert result.returncode != 0
     assert "no-such-service" in result.stderr
+
+
+def test_the_worker_runs_the_restarting_runner() -> None:
+    """``arq``'s own runner exits when Redis restarts; compose runs ``python -m worker``."""
+    services: dict[str, Any] = _config()["services"]
+    assert services["worker"]["command"] == ["python", "-m", "worker"]
