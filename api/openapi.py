@@ -28,6 +28,23 @@ def _declare(operation: dict[str, Any], declared: dict[int | str, dict[str, Any]
         entry.setdefault("content", {"application/json": {"schema": ERROR_REF}})
 
 
+def _hoist_defs(node: Any, components: dict[str, Any]) -> Any:
+    """Bodies declared with ``model_json_schema()`` carry their own ``$defs`` and refer to them
+    as ``#/$defs/X``, which is not a place in the OpenAPI document (ReDoc refuses to render,
+    Swagger UI shows an error): move them to the components and point there."""
+    if isinstance(node, dict):
+        for name, schema in node.pop("$defs", {}).items():
+            components.setdefault(name, _hoist_defs(schema, components))
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
+                node[key] = "#/components/schemas/" + value.removeprefix("#/$defs/")
+            else:
+                node[key] = _hoist_defs(value, components)
+    elif isinstance(node, list):
+        return [_hoist_defs(item, components) for item in node]
+    return node
+
+
 def document_error_bodies(app: FastAPI) -> None:
     """FastAPI declares its own ``HTTPValidationError`` (a list of details) for every 422; the
     API answers ``{"error", "detail"}`` like every other error. Every operation also declares
@@ -53,6 +70,7 @@ def document_error_bodies(app: FastAPI) -> None:
                 _declare(operation, responses(*COMMON_ERRORS))
                 if "requestBody" in operation:
                     _declare(operation, responses(PayloadTooLarge, ClientDisconnected))
+                    _hoist_defs(operation["requestBody"], components)
         app.openapi_schema = schema
         return schema
 

@@ -5,10 +5,11 @@ Swagger UI and ReDoc come from the ``fastapi-offline`` wheel and are served here
 HTML and JavaScript, no build step.
 """
 
+import functools
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.openapi.docs import (
     get_redoc_html,
     get_swagger_ui_html,
@@ -22,10 +23,27 @@ DOCS_ASSETS = "/static/docs"
 WEB_ASSETS = "/static/web"
 WEB_DIR = Path(__file__).resolve().parent / "web"
 OAUTH2_REDIRECT = "/docs/oauth2-redirect"
+# The docs may only load what this host serves: ReDoc's sidebar links a logo on a CDN, which
+# the browser then refuses without asking the network. Inline code: Swagger UI's start script
+# and both bundles' styles; ReDoc runs a worker from a blob.
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' blob:; worker-src 'self' blob:; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'"
+)
+
+
+REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
 def _docs_dir() -> Path:
     return Path(str(files("fastapi_offline") / "static"))
+
+
+@functools.cache
+def _redoc_bundle() -> bytes:
+    """ReDoc's bundle with its sidebar logo pointed at our favicon instead of the CDN."""
+    bundle = (_docs_dir() / "redoc.standalone.js").read_bytes()
+    return bundle.replace(REDOC_LOGO, f"{DOCS_ASSETS}/favicon.png".encode())
 
 
 def install_pages(app: FastAPI) -> None:
@@ -38,12 +56,17 @@ def install_pages(app: FastAPI) -> None:
         "validatorUrl": None,
         **(app.swagger_ui_parameters or {}),
     }
+
+    @app.get(f"{DOCS_ASSETS}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_bundle() -> Response:
+        return Response(_redoc_bundle(), media_type="text/javascript")
+
     app.mount(DOCS_ASSETS, StaticFiles(directory=_docs_dir()), name="docs-assets")
     app.mount(WEB_ASSETS, StaticFiles(directory=WEB_DIR), name="web-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=openapi_url,
             title=f"{app.title} - API docs",
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
@@ -52,6 +75,8 @@ def install_pages(app: FastAPI) -> None:
             oauth2_redirect_url=OAUTH2_REDIRECT,
             swagger_ui_parameters=parameters,
         )
+        page.headers["Content-Security-Policy"] = DOCS_POLICY
+        return page
 
     @app.get(OAUTH2_REDIRECT, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
@@ -59,13 +84,15 @@ def install_pages(app: FastAPI) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=openapi_url,
             title=f"{app.title} - API reference",
             redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
             redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
             with_google_fonts=False,
         )
+        page.headers["Content-Security-Policy"] = DOCS_POLICY
+        return page
 
     @app.get("/", include_in_schema=False)
     async def web_page() -> FileResponse:

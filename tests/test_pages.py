@@ -1,5 +1,6 @@
 """What a browser gets from the API's host: the web page, and docs with no external asset."""
 
+import json
 import re
 
 import httpx
@@ -36,6 +37,9 @@ async def test_docs_and_redoc_load_their_assets_from_the_api(client: httpx.Async
         served = await client.get(f"http://test{DOCS_ASSETS}/{asset}")
         assert served.status_code == 200, asset
     assert (await client.get("http://test/docs/oauth2-redirect")).status_code == 200
+    bundle = await client.get(f"http://test{DOCS_ASSETS}/redoc.standalone.js")
+    assert "cdn.redoc.ly" not in bundle.text  # its sidebar logo, pointed at our favicon
+    assert docs.headers["content-security-policy"].startswith("default-src 'self'")
 
 
 async def test_the_upload_form_shows_file_and_path_and_the_intent_has_examples(
@@ -49,3 +53,8 @@ async def test_the_upload_form_shows_file_and_path_and_the_intent_has_examples(
     assert {e["value"]["path"] for e in examples.values()} == {"/docs/", "/big/disk.img"}
     paths = schema["paths"]
     assert not {"/", "/docs", "/redoc"} & set(paths)
+    # Every $ref points into the document (bodies' own $defs moved to the components).
+    text = json.dumps(schema)
+    assert "$defs" not in text
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', text))
+    assert refs <= set(schema["components"]["schemas"]), refs - set(schema["components"]["schemas"])
