@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from api.config import Settings
 from api.cors import DEVELOPMENT_ORIGINS, bucket_cors_rule, bucket_origins, install_cors
 from api.storage import Storage
-from tests.conftest import Account
+from tests.helpers import Account
 
 PAGE = "http://127.0.0.1:5173"  # the test settings allow any local page (development policy)
 

@@ -20,7 +20,7 @@ from api.files.schemas import UploadIntentIn
 from api.files.sweep import sweep_bucket
 from api.models import Upload, User
 from api.storage import Storage
-from tests.conftest import Account, RunWorker, upload
+from tests.helpers import Account, RunWorker, upload
 from worker.tasks import reconcile_uploads
 
 MIB = 1024 * 1024

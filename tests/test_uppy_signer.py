@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from api.models import Upload
 from api.storage import Storage
-from tests.conftest import Account
+from tests.helpers import Account
 
 MIB = 1024 * 1024
 

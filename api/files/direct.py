@@ -12,7 +12,7 @@ from api.config import Settings
 from api.errors import PayloadTooLarge, UploadNotFound, ValidationFailed
 from api.files.confirmation import confirm_upload
 from api.files.content import guess_content_type
-from api.files.pending import open_upload
+from api.files.pending import open_direct_upload
 from api.files.repository import FileRepository
 from api.files.schemas import (
     MAX_SINGLE_PUT_BYTES,
@@ -47,14 +47,13 @@ async def issue_upload(
     if intent.size is not None and intent.size > MAX_SINGLE_PUT_BYTES:
         raise ValidationFailed("size: a single PUT is at most 5 GiB; use a multipart upload")
     url_expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
-    file, upload, room = await open_upload(
-        FileRepository(session, user.id),
+    file, upload, room = await open_direct_upload(
+        session,
         storage,
         settings,
-        path,
-        name,
-        content_type=content_type,
-        expires_at=url_expires_at + timedelta(seconds=settings.upload_grace_seconds),
+        user.id,
+        (path, name, content_type),
+        url_expires_at,
         declared_size=intent.size,
         sha256=intent.sha256,
     )

@@ -31,7 +31,7 @@ from api.errors import (
 from api.files import direct
 from api.files.content import guess_content_type
 from api.files.outbox import Outbox
-from api.files.pending import open_upload
+from api.files.pending import open_direct_upload
 from api.files.repository import FileRepository, UploadRepository
 from api.files.schemas import (
     MAX_PART_SIZE,
@@ -128,14 +128,13 @@ async def issue_multipart(
         )
     part_size = choose_part_size(intent.size, intent.part_size, settings.s3_part_size_bytes)
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.multipart_upload_ttl_seconds)
-    file, upload, _ = await open_upload(
-        FileRepository(session, user.id),
+    file, upload, _ = await open_direct_upload(
+        session,
         storage,
         settings,
-        path,
-        name,
-        content_type=content_type,
-        expires_at=expires_at + timedelta(seconds=settings.upload_grace_seconds),
+        user.id,
+        (path, name, content_type),
+        expires_at,
         declared_size=intent.size,
     )
     upload.multipart_upload_id = await storage.create_multipart_upload(

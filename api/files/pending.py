@@ -1,7 +1,9 @@
 """Opening an upload: the file row locked (or created) and a pending upload recorded for it."""
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import metrics
 from api.config import Settings
@@ -46,3 +48,30 @@ async def open_upload(
     )
     metrics.upload_issued(files.session, kind)
     return file, upload, room
+
+
+async def open_direct_upload(
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    owner_id: uuid.UUID,
+    target: tuple[str, str, str],
+    url_expires_at: datetime,
+    *,
+    declared_size: int | None = None,
+    sha256: str | None = None,
+) -> tuple[File, Upload, int]:
+    """A direct upload to ``target`` (path, name, content type): the client sends the bytes
+    until ``url_expires_at``, and its row stays open a grace period longer for a slow PUT."""
+    path, name, content_type = target
+    return await open_upload(
+        FileRepository(session, owner_id),
+        storage,
+        settings,
+        path,
+        name,
+        content_type=content_type,
+        expires_at=url_expires_at + timedelta(seconds=settings.upload_grace_seconds),
+        declared_size=declared_size,
+        sha256=sha256,
+    )

@@ -33,7 +33,7 @@ from api.config import Settings
 from api.errors import UploadIdMismatch, UploadNotFound
 from api.files import multipart_uploads
 from api.files.content import guess_content_type
-from api.files.pending import open_upload
+from api.files.pending import open_direct_upload
 from api.files.repository import FileRepository
 from api.files.schemas import MAX_PARTS, MAX_SINGLE_PUT_BYTES
 from api.media_types import is_media_type
@@ -107,14 +107,8 @@ async def _open(
 ) -> tuple[Upload, int, str]:
     path, name = file_path(request.key, None)
     chosen = content_type or guess_content_type(name)
-    file, upload, room = await open_upload(
-        FileRepository(session, user.id),
-        storage,
-        settings,
-        path,
-        name,
-        content_type=chosen,
-        expires_at=expires_at + timedelta(seconds=settings.upload_grace_seconds),
+    file, upload, room = await open_direct_upload(
+        session, storage, settings, user.id, (path, name, chosen), expires_at
     )
     if content_type is None:
         # Uppy sends the type to storage itself: confirmation takes the one storage keeps.
