@@ -57,7 +57,21 @@ def _storage_transient(error: ClientError) -> bool:
 
 
 def classify(error: BaseException) -> Backend | None:
-    """The backend whose transient failure ``error`` is, or ``None`` when it is permanent."""
+    """The backend whose transient failure ``error`` is, or ``None`` when it is permanent.
+
+    An exception group (task groups in the ASGI stack raise them) is transient when every
+    exception in it is; an error raised *because of* a transient one (its ``__cause__``, as
+    when a session refuses work after its connection died) is transient too."""
+    if isinstance(error, BaseExceptionGroup):
+        found = {classify(inner) for inner in error.exceptions}
+        return found.pop() if len(found) == 1 else None
+    backend = _classify_one(error)
+    if backend is None and error.__cause__ is not None and error.__cause__ is not error:
+        return classify(error.__cause__)
+    return backend
+
+
+def _classify_one(error: BaseException) -> Backend | None:
     if isinstance(error, ClientError):
         return Backend.storage if _storage_transient(error) else None
     if isinstance(error, BotoCoreError):

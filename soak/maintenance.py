@@ -110,3 +110,31 @@ def logged_totals(paths: list[Path]) -> dict[str, int]:
                 totals["drain_runs"] += 1
                 totals["deletions_drained"] += int(record.get("deleted", 0) or 0)
     return totals
+
+
+def logged_errors(paths: list[Path], limit: int = 20) -> list[dict[str, str]]:
+    """The unhandled errors the processes logged (message, request id, the exception's last
+    lines): what explains an unexpected 5xx."""
+    found: list[dict[str, str]] = []
+    for path in paths:
+        try:
+            text = path.read_text("utf-8", "replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if not line.startswith("{") or '"exc"' not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("level") in {"error", "critical"} and len(found) < limit:
+                found.append(
+                    {
+                        "process": path.stem,
+                        "msg": str(record.get("msg")),
+                        "request_id": str(record.get("request_id", "")),
+                        "exc": "\n".join(str(record.get("exc", "")).splitlines()[-6:]),
+                    }
+                )
+    return found

@@ -47,6 +47,8 @@ def build(
             "outside_examples": answers.get("503_outside_examples", []),
         },
         "unexpected_5xx": answers.get("unexpected_5xx", []),
+        # Unhandled errors the processes logged, with their exception: why a 5xx happened.
+        "logged_errors": answers.get("logged_errors", []),
         "storage_5xx": answers.get("storage_5xx", 0),
         "http_statuses": answers.get("http_statuses", {}),
         **cleanup,

@@ -24,7 +24,7 @@ from scripts import postgres
 from soak.faults import plan, run_faults
 from soak.invariants import check_answers, check_client_view, check_state
 from soak.load import Recorder, register, run_load
-from soak.maintenance import Maintenance, logged_totals, run_passes
+from soak.maintenance import Maintenance, logged_errors, logged_totals, run_passes
 from soak.model import Clock, Fault, Violation
 from soak.report import build, summary, write
 from soak.stack import Stack
@@ -118,6 +118,9 @@ async def soak(quick: bool, seed: int, workdir: Path, report_path: Path) -> int:
     if error:
         violations.append(Violation("harness error", 1, [error.splitlines()[-1]]))
     workers = logged_totals([worker.log_path for worker in stack.workers])
+    answers["logged_errors"] = logged_errors(
+        [service.log_path for service in [*stack.apis, *stack.workers]]
+    )
     swept_cli = maintenance.total("sweep", "objects_deleted", "multipart_aborted")
     drained_cli = maintenance.total("drain", "deleted")
     settings = {

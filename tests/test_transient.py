@@ -30,6 +30,11 @@ def s3(status: int, code: str) -> ClientError:
     return ClientError(response, "PutObject")
 
 
+def caused_by(error: Exception, cause: Exception) -> Exception:
+    error.__cause__ = cause
+    return error
+
+
 CASES: list[tuple[str, BaseException, Backend | None]] = [
     ("deadlock", db("40P01"), Backend.database),
     ("serialization failure", db("40001"), Backend.database),
@@ -58,6 +63,10 @@ CASES: list[tuple[str, BaseException, Backend | None]] = [
     ("connection refused", ConnectionRefusedError(), Backend.network),
     ("timeout", TimeoutError(), Backend.network),
     ("a bug", ValueError("bug"), None),
+    ("a group of outages", ExceptionGroup("g", [db("57P01"), db("08006")]), Backend.database),
+    ("a group with a bug in it", ExceptionGroup("g", [db("57P01"), ValueError()]), None),
+    ("raised because of an outage", caused_by(RuntimeError("gone"), db("57P01")), Backend.database),
+    ("raised because of a bug", caused_by(RuntimeError("gone"), KeyError("k")), None),
     ("another bug", KeyError("k"), None),
 ]
 
