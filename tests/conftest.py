@@ -27,10 +27,7 @@ from api.config import Settings
 from api.main import create_app
 from api.storage import Storage
 from scripts.seaweed import SeaweedServer
-from tests.helpers import Account, Bucket, OwnRedis, RunWorker, make_account, upload
-
-# Transitional: test modules import these from tests.helpers.
-__all__ = ["Account", "RunWorker", "make_account", "upload"]
+from tests.helpers import Account, Bucket, OwnRedis, RunWorker, make_account
 from worker.context import open_context
 from worker.main import worker_options
 from worker.tasks import drain_outbox

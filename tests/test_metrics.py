@@ -22,7 +22,7 @@ from api.models import Upload, User
 from api.storage import Storage
 from api.storage_events.parser import parse_events
 from scripts.seaweed import free_port
-from tests.conftest import Account, RunWorker, upload
+from tests.helpers import Account, RunWorker, upload
 from tests.test_direct_uploads import (
     FIXTURES,
     _minio_event,
