@@ -10,6 +10,7 @@ resume).
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -167,10 +168,18 @@ def list_files(
 
 
 class _Bar:
-    """``client.Progress`` on a rich task, and on the total's task for a folder."""
+    """``client.Progress`` on a rich task, and on the total's task for a folder. Chunks are
+    added up and handed to rich every ``FLUSH_BYTES`` or ``FLUSH_SECONDS``: a call into rich per
+    chunk, from several threads, cost a third of a fast upload's time."""
+
+    FLUSH_BYTES = 4 * 1024 * 1024
+    FLUSH_SECONDS = 0.1
 
     def __init__(self, progress: Progress, task: TaskID, total: TaskID | None) -> None:
         self.progress, self.task, self.total = progress, task, total
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._flushed_at = time.monotonic()
 
     def started(self, total: int, done: int) -> None:
         self.progress.update(self.task, total=total, completed=done)
@@ -178,9 +187,27 @@ class _Bar:
             self.progress.advance(self.total, done)
 
     def advanced(self, nbytes: int) -> None:
-        self.progress.advance(self.task, nbytes)
-        if self.total is not None:
-            self.progress.advance(self.total, nbytes)
+        with self._lock:
+            self._pending += nbytes
+            now = time.monotonic()
+            if (
+                abs(self._pending) < self.FLUSH_BYTES
+                and now - self._flushed_at < self.FLUSH_SECONDS
+            ):
+                return
+            pending, self._pending, self._flushed_at = self._pending, 0, now
+        self._advance(pending)
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, 0
+        self._advance(pending)
+
+    def _advance(self, nbytes: int) -> None:
+        if nbytes:
+            self.progress.advance(self.task, nbytes)
+            if self.total is not None:
+                self.progress.advance(self.total, nbytes)
 
 
 def _progress() -> Progress:
@@ -241,16 +268,18 @@ def put(
         try:
             for path, target in plan:
                 task = progress.add_task(path.name, total=path.stat().st_size)
+                bar = _Bar(progress, task, total)
                 results.append(
                     api.upload(
                         path,
                         target,
                         jobs=jobs,
                         proxy=proxy,
-                        progress=_Bar(progress, task, total),
+                        progress=bar,
                         multipart_threshold=multipart_threshold,
                     )
                 )
+                bar.flush()
         except KeyboardInterrupt:
             progress.stop()
             _fail("interrupted: run the same command again to resume.", EXIT_INTERRUPTED)
@@ -285,7 +314,9 @@ def get(
     with _client() as api, _progress() as progress:
         task = progress.add_task(target.name, total=None)
         try:
-            result = api.download(remote, target, progress=_Bar(progress, task, None))
+            bar = _Bar(progress, task, None)
+            result = api.download(remote, target, progress=bar)
+            bar.flush()
         except KeyboardInterrupt:
             progress.stop()
             _fail("interrupted: run the same command again to resume.", EXIT_INTERRUPTED)
