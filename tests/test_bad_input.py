@@ -19,7 +19,7 @@ from api.models import Upload, UploadStatus
 from api.paths import normalize_path
 from api.storage import Storage
 from scripts.seaweed import free_port
-from tests.helpers import Account, make_account
+from tests.helpers import Account, Bucket, make_account
 
 DEEP = b"[" * 10_000 + b"]" * 10_000
 JSON = {"Content-Type": "application/json"}
@@ -245,13 +245,10 @@ async def _listed(client: httpx.AsyncClient, account: Account) -> list[str]:
 
 
 async def _assert_nothing_stored(
-    client: httpx.AsyncClient, app: FastAPI, storage: Storage, settings: Settings, account: Account
+    client: httpx.AsyncClient, app: FastAPI, bucket: Bucket, settings: Settings, account: Account
 ) -> None:
     assert await _listed(client, account) == []
-    objects = await storage._client.list_objects_v2(
-        Bucket=storage.bucket, Prefix=f"{settings.s3_key_prefix}/{account.id}/"
-    )
-    assert objects.get("KeyCount", 0) == 0, objects.get("Contents")
+    assert await bucket.keys(f"{settings.s3_key_prefix}/{account.id}/") == set()
     async with app.state.sessionmaker() as session:
         statuses = (await session.execute(select(Upload.status))).scalars().all()
     assert UploadStatus.pending not in statuses
@@ -267,6 +264,7 @@ async def test_part_content_type_must_be_a_media_type(
     storage: Storage,
     settings: Settings,
     content_type: bytes,
+    bucket: Bucket,
 ) -> None:
     body = (
         _path_field("/ct.txt")
@@ -277,7 +275,7 @@ async def test_part_content_type_must_be_a_media_type(
     response = await _post_multipart(client, alice, body)
     assert_error(response, 422, "validation_error")
     assert "Content-Type" in response.json()["detail"]
-    await _assert_nothing_stored(client, app, storage, settings, alice)
+    await _assert_nothing_stored(client, app, bucket, settings, alice)
 
 
 @pytest.mark.parametrize(
@@ -296,16 +294,22 @@ async def test_body_without_its_closing_boundary_is_400(
     storage: Storage,
     settings: Settings,
     tail: bytes,
+    bucket: Bucket,
 ) -> None:
     response = await _post_multipart(
         client, alice, _path_field("/cut.txt") + _part_headers() + tail
     )
     assert_error(response, 400, "malformed_body")
-    await _assert_nothing_stored(client, app, storage, settings, alice)
+    await _assert_nothing_stored(client, app, bucket, settings, alice)
 
 
 async def test_two_file_parts_are_400(
-    client: httpx.AsyncClient, alice: Account, app: FastAPI, storage: Storage, settings: Settings
+    client: httpx.AsyncClient,
+    alice: Account,
+    app: FastAPI,
+    storage: Storage,
+    settings: Settings,
+    bucket: Bucket,
 ) -> None:
     body = (
         _path_field("/two.txt")
@@ -317,7 +321,7 @@ async def test_two_file_parts_are_400(
     )
     response = await _post_multipart(client, alice, body)
     assert_error(response, 400, "malformed_body")
-    await _assert_nothing_stored(client, app, storage, settings, alice)
+    await _assert_nothing_stored(client, app, bucket, settings, alice)
 
 
 async def test_a_well_formed_body_with_an_epilogue_is_stored(

@@ -22,7 +22,7 @@ from api.models import Upload, User
 from api.storage import Storage
 from api.storage_events.parser import parse_events
 from scripts.seaweed import free_port
-from tests.helpers import Account, RunWorker, upload
+from tests.helpers import Account, Bucket, RunWorker, upload
 from tests.test_direct_uploads import (
     FIXTURES,
     _minio_event,
@@ -66,6 +66,7 @@ async def test_an_upload_a_rejection_and_a_confirmation_move_the_metrics(
     settings: Settings,
     storage: Storage,
     run_worker: RunWorker,
+    bucket: Bucket,
 ) -> None:
     before = await scrape(client)
 
@@ -90,7 +91,7 @@ async def test_an_upload_a_rejection_and_a_confirmation_move_the_metrics(
     # A rejection: more bytes than the intent declared.
     declared = (await intent(client, alice, path="/m/r.bin", size=5)).json()["upload"]
     declared_key = declared["url"].split("?")[0].split(f"/{storage.bucket}/", 1)[1]
-    await storage._client.put_object(Bucket=storage.bucket, Key=declared_key, Body=b"123456")
+    await bucket.put(declared_key, b"123456")
     assert (await complete(client, alice, declared["id"])).status_code == 409
 
     queued = await scrape(client)

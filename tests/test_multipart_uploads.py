@@ -20,7 +20,7 @@ from api.files.schemas import UploadIntentIn
 from api.files.sweep import sweep_bucket
 from api.models import Upload, User
 from api.storage import Storage
-from tests.helpers import Account, RunWorker, upload
+from tests.helpers import Account, Bucket, RunWorker, upload
 from worker.tasks import reconcile_uploads
 
 MIB = 1024 * 1024
@@ -102,18 +102,12 @@ async def stored_parts(client: httpx.AsyncClient, account: Account, upload_id: s
     return response.json()["parts"]
 
 
-async def multipart_uploads_of(storage: Storage, account: Account) -> list[str]:
-    response = await storage._client.list_multipart_uploads(
-        Bucket=storage.bucket, Prefix=f"uploads/{account.id}/"
-    )
-    return [item["Key"] for item in response.get("Uploads", [])]
+async def multipart_uploads_of(bucket: Bucket, account: Account) -> list[str]:
+    return sorted(key for key, _ in await bucket.multipart_uploads(f"uploads/{account.id}/"))
 
 
-async def objects_of(storage: Storage, account: Account) -> list[str]:
-    response = await storage._client.list_objects_v2(
-        Bucket=storage.bucket, Prefix=f"uploads/{account.id}/"
-    )
-    return [item["Key"] for item in response.get("Contents", [])]
+async def objects_of(bucket: Bucket, account: Account) -> list[str]:
+    return sorted(await bucket.keys(f"uploads/{account.id}/"))
 
 
 async def listed(client: httpx.AsyncClient, account: Account) -> list[dict[str, Any]]:
@@ -124,14 +118,17 @@ async def listed(client: httpx.AsyncClient, account: Account) -> list[dict[str, 
 
 
 async def test_64_mib_in_5_mib_parts(
-    client: httpx.AsyncClient, alice: Account, storage: Storage
+    client: httpx.AsyncClient,
+    alice: Account,
+    storage: Storage,
+    bucket: Bucket,
 ) -> None:
     data = os.urandom(64 * MIB)
     ticket = await multipart_ticket(client, alice, "/big/video.bin", len(data))
     assert ticket["method"] == "multipart"
     assert ticket["part_size"] == 5 * MIB
     assert ticket["part_count"] == 13  # 12 parts of 5 MiB and one of 4 MiB
-    assert await multipart_uploads_of(storage, alice) != []
+    assert await multipart_uploads_of(bucket, alice) != []
     etags = await send_parts(
         client, alice, ticket["id"], chunks(data, 5 * MIB), with_sha256=True, in_flight=4
     )
@@ -149,7 +146,7 @@ async def test_64_mib_in_5_mib_parts(
         ).headers["location"]
         fetched = await plain.get(location)
     assert hashlib.sha256(fetched.content).digest() == hashlib.sha256(data).digest()
-    assert await multipart_uploads_of(storage, alice) == []
+    assert await multipart_uploads_of(bucket, alice) == []
     again = await complete(client, alice, ticket["id"])  # idempotent
     assert again.status_code == 200
     assert again.json()["status"] == "completed"
@@ -171,7 +168,10 @@ async def test_each_part_is_signed_for_its_exact_length(
 
 
 async def test_resume_after_losing_the_client(
-    client: httpx.AsyncClient, alice: Account, storage: Storage
+    client: httpx.AsyncClient,
+    alice: Account,
+    storage: Storage,
+    bucket: Bucket,
 ) -> None:
     data = os.urandom(18 * MIB)
     parts = chunks(data, 5 * MIB)
@@ -194,7 +194,7 @@ async def test_resume_after_losing_the_client(
     done = await complete(client, alice, ticket["id"], body)
     assert done.status_code == 200, done.text
     assert done.json()["file"]["size"] == len(data)
-    assert await multipart_uploads_of(storage, alice) == []
+    assert await multipart_uploads_of(bucket, alice) == []
 
 
 async def test_a_part_not_matching_its_sha256_is_refused_by_storage(
@@ -243,7 +243,11 @@ async def test_complete_with_a_missing_part_is_409(
 
 
 async def test_abort_leaves_nothing_in_the_bucket(
-    client: httpx.AsyncClient, alice: Account, storage: Storage, run_worker: RunWorker
+    client: httpx.AsyncClient,
+    alice: Account,
+    storage: Storage,
+    run_worker: RunWorker,
+    bucket: Bucket,
 ) -> None:
     ticket = await multipart_ticket(client, alice, "/aborted.bin", 12 * MIB)
     await send_parts(client, alice, ticket["id"], {1: os.urandom(5 * MIB)})
@@ -263,8 +267,8 @@ async def test_abort_leaves_nothing_in_the_bucket(
         assert closed.json()["error"] == "upload_closed"
     assert (await sign(client, alice, ticket["id"], [{"number": 2}])).status_code == 409
     await run_worker()
-    assert await multipart_uploads_of(storage, alice) == []
-    assert await objects_of(storage, alice) == []
+    assert await multipart_uploads_of(bucket, alice) == []
+    assert await objects_of(bucket, alice) == []
     assert await listed(client, alice) == []
     done = await client.post(
         "/files/upload", headers=alice.headers, files={"file": ("a", b"1")}, data={"path": "/p"}
@@ -286,12 +290,17 @@ async def test_a_completed_upload_cannot_be_aborted(
 
 
 async def test_expired_multipart_intent_is_aborted_by_reconcile(
-    client: httpx.AsyncClient, alice: Account, app: FastAPI, settings: Settings, storage: Storage
+    client: httpx.AsyncClient,
+    alice: Account,
+    app: FastAPI,
+    settings: Settings,
+    storage: Storage,
+    bucket: Bucket,
 ) -> None:
     ticket = await multipart_ticket(client, alice, "/late.bin", 10 * MIB)
     await send_parts(client, alice, ticket["id"], {1: os.urandom(5 * MIB)})
     live = await multipart_ticket(client, alice, "/live.bin", 10 * MIB)
-    assert len(await multipart_uploads_of(storage, alice)) == 2
+    assert len(await multipart_uploads_of(bucket, alice)) == 2
     async with app.state.sessionmaker() as session:
         await session.execute(
             update(Upload)
@@ -307,7 +316,7 @@ async def test_expired_multipart_intent_is_aborted_by_reconcile(
     assert counts["multipart_aborted"] == 1
     state = (await client.get(f"/files/uploads/{ticket['id']}", headers=alice.headers)).json()
     assert state["status"] == "expired"
-    remaining = await multipart_uploads_of(storage, alice)
+    remaining = await multipart_uploads_of(bucket, alice)
     async with app.state.sessionmaker() as session:
         live_key = (
             await session.execute(
@@ -318,7 +327,12 @@ async def test_expired_multipart_intent_is_aborted_by_reconcile(
 
 
 async def test_the_sweep_leaves_a_pending_multipart_upload_alone(
-    client: httpx.AsyncClient, alice: Account, app: FastAPI, settings: Settings, storage: Storage
+    client: httpx.AsyncClient,
+    alice: Account,
+    app: FastAPI,
+    settings: Settings,
+    storage: Storage,
+    bucket: Bucket,
 ) -> None:
     await multipart_ticket(client, alice, "/claimed.bin", 10 * MIB)
     await sweep_bucket(
@@ -328,7 +342,7 @@ async def test_the_sweep_leaves_a_pending_multipart_upload_alone(
         settings.model_copy(update={"sweep_grace_seconds": 0}),
     )
     # Other tests' leftovers are aborted; the pending row's upload is claimed.
-    assert len(await multipart_uploads_of(storage, alice)) == 1
+    assert len(await multipart_uploads_of(bucket, alice)) == 1
 
 
 async def test_another_users_upload_is_404_on_every_route(
@@ -365,6 +379,7 @@ async def test_quota_is_checked_again_after_completion(
     settings: Settings,
     storage: Storage,
     run_worker: RunWorker,
+    bucket: Bucket,
 ) -> None:
     ticket = await multipart_ticket(client, alice, "/quota.bin", 6 * MIB)
     await send_parts(client, alice, ticket["id"], chunks(os.urandom(6 * MIB), 5 * MIB))
@@ -381,20 +396,23 @@ async def test_quota_is_checked_again_after_completion(
     assert closed.json()["error"] == "upload_closed"
     assert "quota" in closed.json()["detail"]
     await run_worker()
-    assert await objects_of(storage, alice) == []
-    assert await multipart_uploads_of(storage, alice) == []
+    assert await objects_of(bucket, alice) == []
+    assert await multipart_uploads_of(bucket, alice) == []
     assert await listed(client, alice) == []
 
 
 async def test_a_proxied_upload_is_unaffected(
-    client: httpx.AsyncClient, alice: Account, storage: Storage
+    client: httpx.AsyncClient,
+    alice: Account,
+    storage: Storage,
+    bucket: Bucket,
 ) -> None:
     data = os.urandom(12 * MIB)  # above the proxied multipart threshold: the API's own parts
     stored = await upload(client, alice, "/proxied.bin", data)
     assert stored.status_code == 201, stored.text
     assert stored.json()["status"] == "ready"
     assert stored.json()["size"] == len(data)
-    assert await multipart_uploads_of(storage, alice) == []
+    assert await multipart_uploads_of(bucket, alice) == []
     [file] = await listed(client, alice)
     assert file["size"] == len(data)
 
