@@ -182,7 +182,7 @@ class _Bar:
         self._flushed_at = time.monotonic()
 
     def started(self, total: int, done: int) -> None:
-        self.progress.update(self.task, total=total, completed=done)
+        self.progress.update(self.task, total=total, completed=done, visible=True)
         if self.total is not None and done:
             self.progress.advance(self.total, done)
 
@@ -267,7 +267,7 @@ def put(
         )
         try:
             for path, target in plan:
-                task = progress.add_task(path.name, total=path.stat().st_size)
+                task = progress.add_task(path.name, total=path.stat().st_size, visible=False)
                 bar = _Bar(progress, task, total)
                 results.append(
                     api.upload(
@@ -312,7 +312,7 @@ def get(
         target = target / remote.rstrip("/").rsplit("/", 1)[-1]
     started = time.monotonic()
     with _client() as api, _progress() as progress:
-        task = progress.add_task(target.name, total=None)
+        task = progress.add_task(target.name, total=None, visible=False)
         try:
             bar = _Bar(progress, task, None)
             result = api.download(remote, target, progress=bar)
