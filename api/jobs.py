@@ -22,7 +22,8 @@ async def enqueue_confirm(
     worker keeps no results, so a finished job's id never hides a later version.
 
     ``landed_at`` (when the object landed, as a POSIX timestamp: the job's optional second
-    argument, so jobs queued without it still run) times the confirmation."""
+    argument, so jobs queued without it still run) times the confirmation; ``etag`` (the third)
+    lets the worker skip a version its file already holds with one lookup."""
     job_id = f"{CONFIRM_UPLOAD}:{object_key}:{etag}" if etag else None
     when = landed_at.timestamp() if landed_at is not None else None
-    await queue.enqueue_job(CONFIRM_UPLOAD, object_key, when, _job_id=job_id)
+    await queue.enqueue_job(CONFIRM_UPLOAD, object_key, when, etag, _job_id=job_id)

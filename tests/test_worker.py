@@ -114,3 +114,31 @@ async def test_the_worker_outlives_a_redis_restart(
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(15) == 0
         log.close()
+
+
+async def test_a_notification_of_the_version_already_held_costs_no_head(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, alice: Account
+) -> None:
+    """The client's ``complete`` confirmed the object; the bucket notification that follows
+    (same etag) is settled by one lookup: the worker's storage is unreachable and it does not
+    matter. A new version (another etag) still needs storage, so it retries."""
+    ticket = (
+        await client.post("/files/upload", json={"path": "/n.txt"}, headers=alice.headers)
+    ).json()["upload"]
+    async with httpx.AsyncClient() as plain:
+        await plain.put(ticket["url"], content=b"held", headers=ticket["headers"])
+    done = await client.post(f"/files/uploads/{ticket['id']}/complete", headers=alice.headers)
+    assert done.json()["status"] == "completed"
+    key = ticket["url"].split("?")[0].split(f"/{settings.s3_bucket}/", 1)[1]
+    dead = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    async with open_storage(dead) as unreachable:
+        ctx = {
+            "sessionmaker": app.state.sessionmaker,
+            "storage": unreachable,
+            "settings": dead,
+            "redis": app.state.redis,
+        }
+        etag = done.json()["file"]["etag"]
+        assert await confirm_upload(ctx, key, None, etag) == "already_done"
+        with pytest.raises(Retry):
+            await confirm_upload(ctx, key, None, "another-version")

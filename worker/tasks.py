@@ -32,13 +32,16 @@ def _deps(ctx: Context) -> tuple[async_sessionmaker[AsyncSession], Storage, Sett
 
 
 @instrumented
-async def confirm_upload(ctx: Context, object_key: str, landed_at: float | None = None) -> str:
+async def confirm_upload(
+    ctx: Context, object_key: str, landed_at: float | None = None, etag: str | None = None
+) -> str:
     """Confirm the upload whose object landed at ``object_key`` (``confirmation.py``);
-    ``landed_at`` (a POSIX time, absent from older jobs) is when it landed."""
+    ``landed_at`` (a POSIX time) is when it landed and ``etag`` the version the notification
+    reported (both absent from older jobs)."""
     landed = datetime.fromtimestamp(landed_at, UTC) if landed_at is not None else None
     try:
         result = await confirmation.confirm_in_transaction(
-            *_deps(ctx), object_key, landed_at=landed
+            *_deps(ctx), object_key, landed_at=landed, etag=etag
         )
     except Exception as error:
         if is_transient(error):

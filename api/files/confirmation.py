@@ -64,6 +64,35 @@ def _violation(
     return None
 
 
+async def _holds(files: FileRepository, upload: Upload, etag: str) -> bool:
+    """The upload is confirmed and its file already holds this version of its object."""
+    if upload.status != UploadStatus.completed or upload.file_id is None:
+        return False
+    return await files.holds(upload.file_id, upload.object_key, etag)
+
+
+async def _reject(
+    files: FileRepository,
+    upload: Upload,
+    file: File,
+    violation: tuple[RejectReason, str],
+    *,
+    is_current: bool,
+) -> None:
+    """Close the upload as rejected; if its object was the file's content, the file loses it
+    (and goes, if nothing else is pending for it). The object goes to the outbox."""
+    reason_class, reason = violation
+    metrics.upload_rejected(files.session, reason_class)
+    upload.status, upload.reason = UploadStatus.rejected, reason
+    upload.completed_at = datetime.now(UTC)
+    if is_current:
+        await files.account_change(-(file.size or 0))
+        file.object_key, file.size, file.etag, file.sha256 = None, None, None, None
+        await files.session.flush()
+    await files.delete_if_empty(file.id)
+    await Outbox(files.session).add(upload.object_key, "upload rejected")
+
+
 async def confirm_upload(
     session: AsyncSession,
     storage: Storage,
@@ -72,6 +101,7 @@ async def confirm_upload(
     *,
     stored: ObjectInfo | None = None,
     landed_at: datetime | None = None,
+    etag: str | None = None,
 ) -> Confirmation:
     """Make the uploaded object its file's content. Idempotent; the caller commits.
 
@@ -81,7 +111,9 @@ async def confirm_upload(
     the outbox in this transaction. A presigned PUT reused after confirmation changes the
     object under the file (a new etag): it is checked again like a new upload.
     ``landed_at``, when the object landed in storage (a notification's event time), times the
-    confirmation; without it the object's Last-Modified does.
+    confirmation; without it the object's Last-Modified does. ``etag``, the version a
+    notification reports: when the file already holds it, the notification costs one indexed
+    lookup, no HEAD and no lock (the client's ``complete`` usually confirmed it first).
     """
     found = await UploadRepository(session).find_by_key(object_key)
     outbox = Outbox(session)
@@ -90,8 +122,10 @@ async def confirm_upload(
         return Confirmation("unknown")
     if found.kind == UploadKind.proxied and stored is None:
         return Confirmation("not_ours", found)
-    info = stored or await storage.head(object_key)
     files = FileRepository(session, found.owner_id)
+    if etag is not None and await _holds(files, found, etag):
+        return Confirmation("already_done", found)
+    info = stored or await storage.head(object_key)
     file = await files.lock(found.file_id) if found.file_id else None
     upload = await UploadRepository(session).lock(found.id)
     if info is None:
@@ -116,16 +150,8 @@ async def confirm_upload(
 
     violation = _violation(info, upload, used, file, settings)
     if violation is not None:
-        reason_class, reason = violation
-        metrics.upload_rejected(session, reason_class)
-        upload.status, upload.reason, upload.completed_at = UploadStatus.rejected, reason, now
-        if is_current:
-            await files.account_change(-(file.size or 0))
-            file.object_key, file.size, file.etag, file.sha256 = None, None, None, None
-            await session.flush()
-        await files.delete_if_empty(file.id)
-        await outbox.add(object_key, "upload rejected")
-        log.warning("upload rejected", extra={**ids, "reason": reason, "size": info.size})
+        await _reject(files, upload, file, violation, is_current=is_current)
+        log.warning("upload rejected", extra={**ids, "reason": upload.reason, "size": info.size})
         return Confirmation("rejected", upload, file)
 
     replaced_key = None if is_current else file.object_key
@@ -153,10 +179,13 @@ async def confirm_in_transaction(
     settings: Settings,
     object_key: str,
     landed_at: datetime | None = None,
+    etag: str | None = None,
 ) -> Confirmation:
     """``confirm_upload`` in a transaction of its own, retried while it fails transiently."""
 
     async def work(session: AsyncSession) -> Confirmation:
-        return await confirm_upload(session, storage, settings, object_key, landed_at=landed_at)
+        return await confirm_upload(
+            session, storage, settings, object_key, landed_at=landed_at, etag=etag
+        )
 
     return await run_transaction(sessionmaker, work, settings.transaction_retry_seconds)

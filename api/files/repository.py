@@ -84,6 +84,13 @@ class FileRepository:
         file, used_bytes = (await self.session.execute(_UPSERT_FILE, values)).one()
         return file, int(used_bytes)
 
+    async def holds(self, file_id: uuid.UUID, object_key: str, etag: str) -> bool:
+        """Whether the file's content is already this object version (no lock taken)."""
+        query = select(File.id).where(
+            File.id == file_id, File.object_key == object_key, File.etag == etag
+        )
+        return (await self.session.execute(query)).first() is not None
+
     async def lock(self, file_id: uuid.UUID) -> File | None:
         query = (
             select(File)
