@@ -454,7 +454,10 @@ class Client:
         return DownloadResult(str(target), total, received, offset)
 
     def _download_url(self, remote: str) -> str:
-        answer = self._api.get("/files/download", params={"path": remote}, headers=self._headers())
+        # proxy=false: a redirect even where the API streams by default; storage serves Range.
+        answer = self._api.get(
+            "/files/download", params={"path": remote, "proxy": "false"}, headers=self._headers()
+        )
         if answer.status_code >= 400:
             raise FilestoreError.of(answer)
         url = answer.headers.get("location")
