@@ -1,6 +1,7 @@
 """The worker's jobs against real services, including transient failures and retries."""
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from api.storage import open_storage
 from scripts.seaweed import free_port
 from tests.conftest import ROOT
 from tests.helpers import Account, Bucket, OwnRedis, RunWorker
-from worker.tasks import confirm_upload, drain_outbox
+from worker.tasks import confirm_upload, drain_outbox, sweep_bucket
 
 
 async def test_storage_outage_is_retried_with_backoff(
@@ -142,3 +143,19 @@ async def test_a_notification_of_the_version_already_held_costs_no_head(
         assert await confirm_upload(ctx, key, None, etag) == "already_done"
         with pytest.raises(Retry):
             await confirm_upload(ctx, key, None, "another-version")
+
+
+async def test_a_periodic_job_meeting_an_outage_waits_for_its_next_tick(
+    app: FastAPI, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    async with open_storage(dead) as unreachable:
+        ctx = {
+            "sessionmaker": app.state.sessionmaker,
+            "storage": unreachable,
+            "settings": dead,
+            "redis": app.state.redis,
+        }
+        with caplog.at_level(logging.WARNING, logger="worker.tasks"):
+            assert await sweep_bucket(ctx) == {"skipped": 1}
+    assert "periodic job skipped" in caplog.text

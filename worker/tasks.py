@@ -1,6 +1,8 @@
 """arq jobs. Each takes string ids, reloads state and may run any number of times."""
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +27,28 @@ def retry_later(ctx: Context, error: BaseException, **ids: str) -> Retry:
     delay = min(0.5 * 2 ** (ctx.get("job_try", 1) - 1), MAX_RETRY_DELAY_SECONDS)
     log.warning("transient failure; retrying", extra={**ids, "error": repr(error), "defer": delay})
     return Retry(defer=delay)
+
+
+def skips_outages(
+    job: Callable[[Context], Awaitable[dict[str, int]]],
+) -> Callable[..., Coroutine[Any, Any, dict[str, int]]]:
+    """A periodic job that meets an outage waits for its next tick: a warning, not arq's
+    traceback at error level (it is counted as a failed run all the same)."""
+
+    @functools.wraps(job)
+    async def run(ctx: Context) -> dict[str, int]:
+        try:
+            return await job(ctx)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            log.warning(
+                "periodic job skipped: a backing service is unavailable",
+                extra={"job": job.__name__, "error": repr(error)},
+            )
+            return {"skipped": 1}
+
+    return run
 
 
 def _deps(ctx: Context) -> tuple[async_sessionmaker[AsyncSession], Storage, Settings]:
@@ -57,6 +81,7 @@ async def confirm_upload(
     return result.outcome
 
 
+@skips_outages
 @instrumented
 async def drain_outbox(ctx: Context) -> dict[str, int]:
     """Delete the objects the outbox holds (``files.outbox``)."""
@@ -65,6 +90,7 @@ async def drain_outbox(ctx: Context) -> dict[str, int]:
     return counts
 
 
+@skips_outages
 @instrumented
 async def sweep_bucket(ctx: Context) -> dict[str, int]:
     """Delete what no row references (``files.sweep``): the safety net under every route."""
@@ -72,6 +98,7 @@ async def sweep_bucket(ctx: Context) -> dict[str, int]:
     return await sweep.sweep_bucket(sessionmaker, storage, ctx["redis"], settings)
 
 
+@skips_outages
 @instrumented
 async def reconcile_uploads(ctx: Context) -> dict[str, int]:
     """Confirm missed uploads, close abandoned ones (``files.reconcile``)."""
