@@ -127,3 +127,15 @@ class OwnRedis:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+
+def worker_ctx(app: Any, settings: Any, storage: Any = None, **extra: Any) -> dict[str, Any]:
+    """What a job gets from the worker, built on the test app's clients (``storage`` to give
+    one of its own, such as an unreachable one)."""
+    return {
+        "sessionmaker": app.state.sessionmaker,
+        "storage": storage if storage is not None else app.state.storage,
+        "settings": settings,
+        "redis": app.state.redis,
+        **extra,
+    }

@@ -22,7 +22,7 @@ from api.main import create_app
 from api.models import File, Upload, User
 from api.storage import Storage, open_storage
 from scripts.seaweed import free_port
-from tests.helpers import Account, Bucket, RunWorker, upload
+from tests.helpers import Account, Bucket, RunWorker, upload, worker_ctx
 from worker.tasks import reconcile_uploads
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
@@ -418,13 +418,7 @@ async def test_confirmation_twice_or_interrupted_is_consistent(
 
 
 async def _reconcile(app: FastAPI, settings: Settings, storage: Storage) -> dict[str, int]:
-    ctx = {
-        "sessionmaker": app.state.sessionmaker,
-        "storage": storage,
-        "settings": settings,
-        "redis": app.state.redis,
-    }
-    return await reconcile_uploads(ctx)
+    return await reconcile_uploads(worker_ctx(app, settings, storage))
 
 
 async def test_reconcile_recovers_a_missed_notification(

@@ -26,7 +26,7 @@ from api.db import run_transaction
 from api.jobs import enqueue_confirm
 from api.models import File, ObjectDeletion, Upload, UploadKind, UploadStatus, User
 from api.storage import Storage
-from tests.helpers import Account, Bucket, RunWorker, upload
+from tests.helpers import Account, Bucket, RunWorker, upload, worker_ctx
 from worker import tasks
 
 
@@ -38,15 +38,6 @@ class DriverError(Exception):
 
 def database_restarting() -> DBAPIError:
     return DBAPIError("COMMIT", {}, DriverError("57P01"))
-
-
-def worker_ctx(app: FastAPI, settings: Settings) -> dict[str, Any]:
-    return {
-        "sessionmaker": app.state.sessionmaker,
-        "storage": app.state.storage,
-        "settings": settings,
-        "redis": app.state.redis,
-    }
 
 
 async def user_objects(bucket: Bucket, account: Account) -> set[str]:

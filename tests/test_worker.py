@@ -22,7 +22,7 @@ from api.redis import create_redis
 from api.storage import open_storage
 from scripts.seaweed import free_port
 from tests.conftest import ROOT
-from tests.helpers import Account, Bucket, OwnRedis, RunWorker
+from tests.helpers import Account, Bucket, OwnRedis, RunWorker, worker_ctx
 from worker.tasks import confirm_upload, drain_outbox, sweep_bucket
 
 
@@ -35,13 +35,7 @@ async def test_storage_outage_is_retried_with_backoff(
     key = ticket["url"].split("?")[0].split(f"/{settings.s3_bucket}/", 1)[1]
     dead = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
     async with open_storage(dead) as storage:
-        ctx = {
-            "sessionmaker": app.state.sessionmaker,
-            "storage": storage,
-            "settings": dead,
-            "redis": app.state.redis,
-            "job_try": 3,
-        }
+        ctx = worker_ctx(app, dead, storage, job_try=3)
         with pytest.raises(Retry) as retry:
             await confirm_upload(ctx, key)
         assert retry.value.defer_score == 2000  # 0.5 s doubled per try
@@ -61,12 +55,7 @@ async def test_unknown_object_under_our_prefix_is_deleted(
     storage = app.state.storage
     key = f"{settings.s3_key_prefix}/{alice.id}/not-an-upload"
     await bucket.put(key)
-    ctx = {
-        "sessionmaker": app.state.sessionmaker,
-        "storage": storage,
-        "settings": settings,
-        "redis": app.state.redis,
-    }
+    ctx = worker_ctx(app, settings, storage)
     assert await confirm_upload(ctx, key) == "unknown"
     await run_worker()
     assert await storage.head(key) is None
@@ -133,12 +122,7 @@ async def test_a_notification_of_the_version_already_held_costs_no_head(
     key = ticket["url"].split("?")[0].split(f"/{settings.s3_bucket}/", 1)[1]
     dead = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
     async with open_storage(dead) as unreachable:
-        ctx = {
-            "sessionmaker": app.state.sessionmaker,
-            "storage": unreachable,
-            "settings": dead,
-            "redis": app.state.redis,
-        }
+        ctx = worker_ctx(app, dead, unreachable)
         etag = done.json()["file"]["etag"]
         assert await confirm_upload(ctx, key, None, etag) == "already_done"
         with pytest.raises(Retry):
@@ -150,12 +134,7 @@ async def test_a_periodic_job_meeting_an_outage_waits_for_its_next_tick(
 ) -> None:
     dead = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
     async with open_storage(dead) as unreachable:
-        ctx = {
-            "sessionmaker": app.state.sessionmaker,
-            "storage": unreachable,
-            "settings": dead,
-            "redis": app.state.redis,
-        }
+        ctx = worker_ctx(app, dead, unreachable)
         with caplog.at_level(logging.WARNING, logger="worker.tasks"):
             assert await sweep_bucket(ctx) == {"skipped": 1}
     assert "periodic job skipped" in caplog.text
