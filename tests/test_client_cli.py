@@ -129,7 +129,10 @@ def test_client_resumes_an_interrupted_multipart_upload_and_download(
 
         resumed = api.upload(tmp_path / "disk.img", "/img/", multipart_threshold=5 * MIB)
         assert resumed.upload_id == pending.upload_id
-        assert (resumed.resumed, resumed.sent) == (stored, len(data) - stored)
+        # A part whose body was all sent when the transfer stopped may still land in storage
+        # after ``stored`` was read: resuming sends only what storage lacks at that moment.
+        assert resumed.resumed >= stored
+        assert resumed.resumed + resumed.sent == len(data)
         assert state.pending_uploads() == []
         print(
             f"\nresume: 40 MiB, interrupted at 50%: {stored} bytes stored, "
