@@ -4,6 +4,7 @@ SeaweedFS with its webhook) on free ports: bytes really go to storage through pr
 import hashlib
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -273,10 +274,14 @@ def test_cli_put_interrupted_by_ctrl_c_resumes_from_the_stored_parts(
 
     again = _cli(cli_env, *command[1:])
     assert again.returncode == 0, again.stderr
-    assert f"sent {size - stored} bytes" in again.stdout
+    found = re.search(r"sent (\d+) bytes", again.stdout)
+    assert found is not None, again.stdout
+    resent = int(found.group(1))
+    # A part whose body was all sent before Ctrl-C may land after ``stored`` was read.
+    assert 0 < resent <= size - stored
     print(
         f"\nfilestore put resume: {size} bytes, Ctrl-C at {stored / size:.0%} stored; "
-        f"second run sent {size - stored} bytes ({(size - stored) / size:.0%})"
+        f"second run sent {resent} bytes ({resent / size:.0%})"
     )
     got = _cli(cli_env, "get", "/big.bin", str(tmp_path / "back.bin"))
     assert got.returncode == 0, got.stderr
