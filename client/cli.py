@@ -175,16 +175,19 @@ class _Bar:
     FLUSH_BYTES = 4 * 1024 * 1024
     FLUSH_SECONDS = 0.1
 
-    def __init__(self, progress: Progress, task: TaskID, total: TaskID | None) -> None:
-        self.progress, self.task, self.total = progress, task, total
+    def __init__(self, progress: Progress, name: str, total: "_Total | None" = None) -> None:
+        self.progress, self.name, self.total = progress, name, total
+        self.task: TaskID | None = None
         self._lock = threading.Lock()
         self._pending = 0
         self._flushed_at = time.monotonic()
 
     def started(self, total: int, done: int) -> None:
-        self.progress.update(self.task, total=total, completed=done, visible=True)
-        if self.total is not None and done:
-            self.progress.advance(self.total, done)
+        # Bars appear with the first transfer: an error before it is shown alone.
+        self.progress.start()
+        if self.total is not None:
+            self.total.advance(done)
+        self.task = self.progress.add_task(self.name, total=total, completed=done)
 
     def advanced(self, nbytes: int) -> None:
         with self._lock:
@@ -204,13 +207,42 @@ class _Bar:
         self._advance(pending)
 
     def _advance(self, nbytes: int) -> None:
-        if nbytes:
+        if nbytes and self.task is not None:
             self.progress.advance(self.task, nbytes)
             if self.total is not None:
-                self.progress.advance(self.total, nbytes)
+                self.total.advance(nbytes)
 
 
-def _progress() -> Progress:
+class _Total:
+    """The bar of a whole folder, drawn from its first file's start."""
+
+    def __init__(self, progress: Progress, size: int) -> None:
+        self.progress, self.size = progress, size
+        self.task: TaskID | None = None
+
+    def advance(self, nbytes: int) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("total", total=self.size)
+        if nbytes:
+            self.progress.advance(self.task, nbytes)
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    """Bars on stderr, drawn from the first transfer's start (``_Bar.started``) until the end."""
+    progress = _new_progress()
+    try:
+        yield progress
+    finally:
+        _stop(progress)
+
+
+def _stop(progress: Progress) -> None:
+    if progress.live.is_started:  # else stop() still prints a newline on a non-terminal
+        progress.stop()
+
+
+def _new_progress() -> Progress:
     return Progress(
         TextColumn("{task.description}", markup=False),
         BarColumn(),
@@ -248,7 +280,7 @@ def put(
     ] = None,
     recursive: Annotated[bool, typer.Option("-r", "--recursive", help="Upload a folder.")] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, max=64, help="Transfers in flight.")
+        int, typer.Option("--jobs", "-j", min=1, max=64, help="Parts of a large file in flight.")
     ] = DEFAULT_JOBS,
     proxy: Annotated[bool, typer.Option(help="Send the bytes through the API.")] = False,
     multipart_threshold: Annotated[
@@ -260,15 +292,11 @@ def put(
     started = time.monotonic()
     results: list[UploadResult] = []
     with _client() as api, _progress() as progress:
-        total = (
-            progress.add_task("total", total=sum(p.stat().st_size for p, _ in plan))
-            if len(plan) > 1
-            else None
-        )
+        size = sum(path.stat().st_size for path, _ in plan)
+        total = _Total(progress, size) if len(plan) > 1 else None
         try:
             for path, target in plan:
-                task = progress.add_task(path.name, total=path.stat().st_size, visible=False)
-                bar = _Bar(progress, task, total)
+                bar = _Bar(progress, path.name, total)
                 results.append(
                     api.upload(
                         path,
@@ -281,7 +309,7 @@ def put(
                 )
                 bar.flush()
         except KeyboardInterrupt:
-            progress.stop()
+            _stop(progress)
             _fail("interrupted: run the same command again to resume.", EXIT_INTERRUPTED)
     elapsed = max(time.monotonic() - started, 1e-6)
     sent = sum(result.sent for result in results)
@@ -312,13 +340,12 @@ def get(
         target = target / remote.rstrip("/").rsplit("/", 1)[-1]
     started = time.monotonic()
     with _client() as api, _progress() as progress:
-        task = progress.add_task(target.name, total=None, visible=False)
         try:
-            bar = _Bar(progress, task, None)
+            bar = _Bar(progress, target.name)
             result = api.download(remote, target, progress=bar)
             bar.flush()
         except KeyboardInterrupt:
-            progress.stop()
+            _stop(progress)
             _fail("interrupted: run the same command again to resume.", EXIT_INTERRUPTED)
     elapsed = max(time.monotonic() - started, 1e-6)
     resumed = f", resumed after {_size(result.resumed)}" if result.resumed else ""
