@@ -139,3 +139,55 @@ def worker_ctx(app: Any, settings: Any, storage: Any = None, **extra: Any) -> di
         "redis": app.state.redis,
         **extra,
     }
+
+
+async def intent(client: httpx.AsyncClient, account: Account, **body: Any) -> httpx.Response:
+    """A JSON upload intent (a direct upload's ticket)."""
+    return await client.post("/files/upload", json=body, headers=account.headers)
+
+
+async def ticket_for(client: httpx.AsyncClient, account: Account, **body: Any) -> dict[str, Any]:
+    """The ticket of an intent that must succeed."""
+    response = await intent(client, account, **body)
+    assert response.status_code == 201, response.text
+    ticket: dict[str, Any] = response.json()["upload"]
+    return ticket
+
+
+async def put(ticket: dict[str, Any], content: bytes, **headers: str) -> httpx.Response:
+    """The ticket's presigned PUT, with the headers it signs (and any others given)."""
+    async with httpx.AsyncClient() as plain:
+        sent = {**ticket["headers"], **headers}
+        sent.pop("Content-Length", None)  # httpx sets it from the body
+        return await plain.put(ticket["url"], content=content, headers=sent)
+
+
+async def complete(
+    client: httpx.AsyncClient, account: Account, upload_id: str, body: Any = None
+) -> httpx.Response:
+    return await client.post(
+        f"/files/uploads/{upload_id}/complete",
+        headers=account.headers,
+        **({"json": body} if body is not None else {}),
+    )
+
+
+async def listed(client: httpx.AsyncClient, account: Account) -> list[dict[str, Any]]:
+    files: list[dict[str, Any]] = (await client.get("/files", headers=account.headers)).json()[
+        "files"
+    ]
+    return files
+
+
+async def user_keys(bucket: Bucket, account: Account) -> set[str]:
+    """The objects storage holds under the account's prefix."""
+    return await bucket.keys(f"uploads/{account.id}/")
+
+
+def key_of(ticket: dict[str, Any], bucket: str) -> str:
+    """The object key a ticket's presigned URL writes to."""
+    return str(ticket["url"].split("?")[0].split(f"/{bucket}/", 1)[1])
+
+
+def webhook_headers(settings: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.webhook_token.get_secret_value()}"}

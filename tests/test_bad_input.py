@@ -19,15 +19,15 @@ from api.models import Upload, UploadStatus
 from api.paths import normalize_path
 from api.storage import Storage
 from scripts.seaweed import free_port
-from tests.helpers import Account, Bucket, make_account
+from tests.helpers import Account, Bucket, make_account, webhook_headers
 
 DEEP = b"[" * 10_000 + b"]" * 10_000
 JSON = {"Content-Type": "application/json"}
 BOUNDARY = "badinputboundary"
 
 
-def webhook_headers(settings: Settings) -> dict[str, str]:
-    return {**JSON, "Authorization": f"Bearer {settings.webhook_token.get_secret_value()}"}
+def json_webhook_headers(settings: Settings) -> dict[str, str]:
+    return {**JSON, **webhook_headers(settings)}
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
@@ -46,7 +46,7 @@ async def test_deeply_nested_json_is_400(
 ) -> None:
     headers = {
         "/files/upload": {**JSON, **alice.headers},
-        "/storage/events": webhook_headers(settings),
+        "/storage/events": json_webhook_headers(settings),
     }
     for body in (DEEP, b'{"login": ' + DEEP + b', "password": "x"}'):
         response = await client.post(route, content=body, headers=headers.get(route, JSON))
@@ -115,7 +115,7 @@ async def test_nul_in_any_json_body_is_422(
     event = await client.post(
         "/storage/events",
         content=b'{"Records": [{"s3": {"object": {"key": "uploads/\\u0000"}}}]}',
-        headers=webhook_headers(settings),
+        headers=json_webhook_headers(settings),
     )
     assert_error(event, 422, "validation_error")
     assert "Records.0.s3.object.key" in event.json()["detail"]

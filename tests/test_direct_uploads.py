@@ -22,40 +22,22 @@ from api.main import create_app
 from api.models import File, Upload, User
 from api.storage import Storage, open_storage
 from scripts.seaweed import free_port
-from tests.helpers import Account, Bucket, RunWorker, upload, worker_ctx
+from tests.helpers import (
+    Account,
+    Bucket,
+    RunWorker,
+    complete,
+    intent,
+    listed,
+    put,
+    upload,
+    user_keys,
+    webhook_headers,
+    worker_ctx,
+)
 from worker.tasks import reconcile_uploads
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
-
-
-async def intent(client: httpx.AsyncClient, account: Account, **body: Any) -> httpx.Response:
-    return await client.post("/files/upload", json=body, headers=account.headers)
-
-
-async def put(ticket: dict[str, Any], content: bytes, **headers: str) -> httpx.Response:
-    async with httpx.AsyncClient() as plain:
-        sent = {**ticket["headers"], **headers}
-        sent.pop("Content-Length", None)  # httpx sets it from the body
-        return await plain.put(ticket["url"], content=content, headers=sent)
-
-
-async def complete(client: httpx.AsyncClient, account: Account, upload_id: str) -> httpx.Response:
-    return await client.post(f"/files/uploads/{upload_id}/complete", headers=account.headers)
-
-
-async def listed(client: httpx.AsyncClient, account: Account) -> list[dict[str, Any]]:
-    files: list[dict[str, Any]] = (await client.get("/files", headers=account.headers)).json()[
-        "files"
-    ]
-    return files
-
-
-async def user_objects(bucket: Bucket, account: Account) -> list[str]:
-    return sorted(await bucket.keys(f"uploads/{account.id}/"))
-
-
-def webhook_headers(settings: Settings) -> dict[str, str]:
-    return {"Authorization": f"Bearer {settings.webhook_token.get_secret_value()}"}
 
 
 async def test_intent_signs_a_put_and_a_post(
@@ -148,7 +130,7 @@ async def test_storage_refuses_what_was_not_signed(
     async with httpx.AsyncClient() as plain:
         expired = await plain.put(url, content=b"late", headers={"Content-Type": "text/plain"})
     assert expired.status_code == 403
-    assert await user_objects(bucket, alice) == []
+    assert await user_keys(bucket, alice) == set()
 
 
 async def test_limits_are_checked_before_signing(
@@ -209,7 +191,7 @@ async def test_over_quota_object_is_rejected_and_deleted(
     assert state["status"] == "rejected"
     assert "quota" in state["reason"]
     await run_worker()
-    assert await user_objects(bucket, alice) == []
+    assert await user_keys(bucket, alice) == set()
     assert await listed(client, alice) == []
 
 
@@ -226,7 +208,7 @@ async def test_declared_size_is_enforced_at_confirmation(
     await bucket.put(key, b"123456")
     assert (await complete(client, alice, ticket["id"])).status_code == 409
     await run_worker()
-    assert await user_objects(bucket, alice) == []
+    assert await user_keys(bucket, alice) == set()
 
 
 async def test_complete_before_the_object_arrives_is_202(
@@ -371,12 +353,12 @@ async def test_out_of_order_and_concurrent_uploads_to_one_path(
     await run_worker()
     files = await listed(client, alice)
     assert len(files) == 1
-    objects = await user_objects(bucket, alice)
+    objects = await user_keys(bucket, alice)
     assert len(objects) == 1  # the replaced object was deleted
     async with app.state.sessionmaker() as session:
         key = (await session.execute(select(File.object_key))).scalar_one()
         used = (await session.execute(select(User.used_bytes))).scalar_one()
-    assert objects == [key]
+    assert objects == {key}
     assert used == files[0]["size"]
 
 

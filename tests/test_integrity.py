@@ -26,7 +26,17 @@ from api.db import run_transaction
 from api.jobs import enqueue_confirm
 from api.models import File, ObjectDeletion, Upload, UploadKind, UploadStatus, User
 from api.storage import Storage
-from tests.helpers import Account, Bucket, RunWorker, upload, worker_ctx
+from tests.helpers import (
+    Account,
+    Bucket,
+    RunWorker,
+    key_of,
+    put,
+    ticket_for,
+    upload,
+    user_keys,
+    worker_ctx,
+)
 from worker import tasks
 
 
@@ -38,10 +48,6 @@ class DriverError(Exception):
 
 def database_restarting() -> DBAPIError:
     return DBAPIError("COMMIT", {}, DriverError("57P01"))
-
-
-async def user_objects(bucket: Bucket, account: Account) -> set[str]:
-    return await bucket.keys(f"uploads/{account.id}/")
 
 
 async def scalar(app: FastAPI, query: Any) -> Any:
@@ -69,25 +75,7 @@ async def assert_consistent(app: FastAPI, bucket: Bucket, account: Account) -> N
         assert info is not None, file.path
         assert (info.size, info.etag) == (file.size, file.etag)
     assert used == sum(file.size or 0 for file in files)
-    assert await user_objects(bucket, account) == {file.object_key for file in files}
-
-
-async def intent(client: httpx.AsyncClient, account: Account, **body: Any) -> dict[str, Any]:
-    response = await client.post("/files/upload", json=body, headers=account.headers)
-    assert response.status_code == 201, response.text
-    ticket: dict[str, Any] = response.json()["upload"]
-    return ticket
-
-
-async def put(ticket: dict[str, Any], content: bytes) -> None:
-    headers = {k: v for k, v in ticket["headers"].items() if k != "Content-Length"}
-    async with httpx.AsyncClient() as plain:
-        sent = await plain.put(ticket["url"], content=content, headers=headers)
-    assert sent.status_code == 200, sent.text
-
-
-def key_of(ticket: dict[str, Any], settings: Settings) -> str:
-    return str(ticket["url"].split("?")[0].split(f"/{settings.s3_bucket}/", 1)[1])
+    assert await user_keys(bucket, account) == {file.object_key for file in files}
 
 
 @pytest.mark.parametrize("quota", [1024 * 1024, 256 * 1024 * 1024])
@@ -104,12 +92,12 @@ async def test_a_reused_put_url_cannot_bypass_the_quota(
     """Defect 1: PUT 1 byte, confirm, PUT 2 MiB to the same URL. Reconcile sees the changed
     etag and checks the new bytes like a new upload: refused over the quota, else recorded."""
     limited = settings.model_copy(update={"user_quota_bytes": quota})
-    ticket = await intent(client, alice, path="/reused.bin")
-    await put(ticket, b"1")
+    ticket = await ticket_for(client, alice, path="/reused.bin")
+    assert (await put(ticket, b"1")).status_code == 200
     done = await client.post(f"/files/uploads/{ticket['id']}/complete", headers=alice.headers)
     assert done.json()["status"] == "completed"
     bigger = os.urandom(2 * 1024 * 1024)
-    await put(ticket, bigger)
+    assert (await put(ticket, bigger)).status_code == 200
     counts = await tasks.reconcile_uploads(worker_ctx(app, limited))
     assert counts["rechecked"] == 1
     await run_worker()
@@ -272,9 +260,9 @@ async def test_a_reused_url_after_delete_is_cleaned_up(
 ) -> None:
     """Defect 4a: the same bytes PUT again after the file's deletion produce the same etag. A
     finished confirmation's job id must not swallow the second notification."""
-    ticket = await intent(client, alice, path="/gone.txt")
-    key = key_of(ticket, settings)
-    await put(ticket, b"same bytes")
+    ticket = await ticket_for(client, alice, path="/gone.txt")
+    key = key_of(ticket, settings.s3_bucket)
+    assert (await put(ticket, b"same bytes")).status_code == 200
     etag = hashlib.md5(b"same bytes").hexdigest()
     await enqueue_confirm(app.state.redis, key, etag)
     await run_worker()
@@ -282,7 +270,7 @@ async def test_a_reused_url_after_delete_is_cleaned_up(
     assert deleted.status_code == 204
     await run_worker()
     assert await storage.head(key) is None
-    await put(ticket, b"same bytes")
+    assert (await put(ticket, b"same bytes")).status_code == 200
     await enqueue_confirm(app.state.redis, key, etag)
     queued = await app.state.redis.queued_jobs()
     assert len(queued) == 1
@@ -324,11 +312,11 @@ async def test_a_declared_sha256_is_enforced_at_confirmation(
     """Defect 7: the intent offers no POST when a checksum is declared, and an object whose
     checksum (as storage reports it) differs is rejected at confirmation."""
     declared = hashlib.sha256(b"what I promised").hexdigest()
-    ticket = await intent(client, alice, path="/sum.txt", sha256=declared)
+    ticket = await ticket_for(client, alice, path="/sum.txt", sha256=declared)
     assert ticket["post"] is None
     other = b"something else entirely"
     await bucket.put(
-        key_of(ticket, settings),
+        key_of(ticket, settings.s3_bucket),
         other,
         ChecksumSHA256=base64.b64encode(hashlib.sha256(other).digest()).decode(),
     )

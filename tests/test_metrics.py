@@ -22,16 +22,17 @@ from api.models import Upload, User
 from api.storage import Storage
 from api.storage_events.parser import parse_events
 from scripts.seaweed import free_port
-from tests.helpers import Account, Bucket, RunWorker, upload
-from tests.test_direct_uploads import (
-    FIXTURES,
-    _minio_event,
-    _reconcile,
+from tests.helpers import (
+    Account,
+    Bucket,
+    RunWorker,
     complete,
     intent,
     put,
+    upload,
     webhook_headers,
 )
+from tests.test_direct_uploads import FIXTURES, _minio_event, _reconcile
 from worker import metrics as worker_metrics
 from worker.metrics import instrumented
 

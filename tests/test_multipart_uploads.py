@@ -20,14 +20,10 @@ from api.files.schemas import UploadIntentIn
 from api.files.sweep import sweep_bucket
 from api.models import Upload, User
 from api.storage import Storage
-from tests.helpers import Account, Bucket, RunWorker, upload
+from tests.helpers import Account, Bucket, RunWorker, complete, intent, listed, upload, user_keys
 from worker.tasks import reconcile_uploads
 
 MIB = 1024 * 1024
-
-
-async def intent(client: httpx.AsyncClient, account: Account, **body: Any) -> httpx.Response:
-    return await client.post("/files/upload", json=body, headers=account.headers)
 
 
 async def multipart_ticket(
@@ -86,16 +82,6 @@ async def send_parts(
     return dict(await asyncio.gather(*(one(item) for item in signed.json()["parts"])))
 
 
-async def complete(
-    client: httpx.AsyncClient, account: Account, upload_id: str, body: Any = None
-) -> httpx.Response:
-    return await client.post(
-        f"/files/uploads/{upload_id}/complete",
-        headers=account.headers,
-        **({"json": body} if body is not None else {}),
-    )
-
-
 async def stored_parts(client: httpx.AsyncClient, account: Account, upload_id: str) -> Any:
     response = await client.get(f"/files/uploads/{upload_id}/parts", headers=account.headers)
     assert response.status_code == 200, response.text
@@ -104,17 +90,6 @@ async def stored_parts(client: httpx.AsyncClient, account: Account, upload_id: s
 
 async def multipart_uploads_of(bucket: Bucket, account: Account) -> list[str]:
     return sorted(key for key, _ in await bucket.multipart_uploads(f"uploads/{account.id}/"))
-
-
-async def objects_of(bucket: Bucket, account: Account) -> list[str]:
-    return sorted(await bucket.keys(f"uploads/{account.id}/"))
-
-
-async def listed(client: httpx.AsyncClient, account: Account) -> list[dict[str, Any]]:
-    files: list[dict[str, Any]] = (await client.get("/files", headers=account.headers)).json()[
-        "files"
-    ]
-    return files
 
 
 async def test_64_mib_in_5_mib_parts(
@@ -268,7 +243,7 @@ async def test_abort_leaves_nothing_in_the_bucket(
     assert (await sign(client, alice, ticket["id"], [{"number": 2}])).status_code == 409
     await run_worker()
     assert await multipart_uploads_of(bucket, alice) == []
-    assert await objects_of(bucket, alice) == []
+    assert await user_keys(bucket, alice) == set()
     assert await listed(client, alice) == []
     done = await client.post(
         "/files/upload", headers=alice.headers, files={"file": ("a", b"1")}, data={"path": "/p"}
@@ -396,7 +371,7 @@ async def test_quota_is_checked_again_after_completion(
     assert closed.json()["error"] == "upload_closed"
     assert "quota" in closed.json()["detail"]
     await run_worker()
-    assert await objects_of(bucket, alice) == []
+    assert await user_keys(bucket, alice) == set()
     assert await multipart_uploads_of(bucket, alice) == []
     assert await listed(client, alice) == []
 
