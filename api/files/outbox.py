@@ -70,10 +70,6 @@ class Outbox:
         )
         return delay
 
-    async def pending(self) -> int:
-        query = select(func.count()).select_from(ObjectDeletion)
-        return int((await self.session.execute(query)).scalar_one())
-
 
 @dataclass(frozen=True, slots=True)
 class DrainResult:

@@ -31,8 +31,9 @@ async def reconcile_uploads(
     multipart upload is aborted in storage, and file rows left without content or pending
     upload are removed.
     """
-    counts = {"confirmed": 0, "rechecked": 0, "expired": 0, "failed": 0, "files_removed": 0}
-    counts["multipart_aborted"] = 0
+    counts = dict.fromkeys(
+        ("confirmed", "rechecked", "expired", "failed", "multipart_aborted", "files_removed"), 0
+    )
     async with sessionmaker() as session:
         uploads = UploadRepository(session)
         now = await uploads.now()
@@ -45,10 +46,8 @@ async def reconcile_uploads(
             if expires_at < now:
                 to_fail.append(object_key)
         elif await storage.head(object_key) is not None:
-            if (
-                await confirm_in_transaction(sessionmaker, storage, settings, object_key)
-            ).outcome == "confirmed":
-                counts["confirmed"] += 1
+            result = await confirm_in_transaction(sessionmaker, storage, settings, object_key)
+            counts["confirmed"] += result.outcome == "confirmed"
         elif expires_at < now:
             to_expire.append(object_key)
     for object_key, etag in confirmed:
