@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from api.config import get_settings
-from bench import confirm_latency, listing, signing, transfer
+from bench import confirm_latency, listing, processes, signing, small_uploads, transfer
 from bench.stack import ROOT, ensure_wrk, running_stack
 from bench.wrk import run_wrk
 
@@ -119,10 +119,17 @@ def run(base_url: str, quick: bool) -> dict[str, Any]:
             levels,
             seconds,
         )
-        pid = transfer.api_pid(urlsplit(base_url).port or 80)
+        server = processes.api(urlsplit(base_url).port or 80)
+        results["api_processes"] = len(server.pids())
+        results["small_uploads"] = {
+            "proxied": small_uploads.proxied(
+                wrk, base_url, token, run_id, seconds, server, processes.workers()
+            ),
+            "direct": small_uploads.direct(base_url, token, run_id, seconds),
+        }
         size = (128 if quick else 1024) * transfer.MIB
         workdir = Path(tempfile.gettempdir())
-        results["bytes"] = transfer.measure(api, token, pid, size, workdir)
+        results["bytes"] = transfer.measure(api, token, server, size, workdir)
         results["confirmation_latency"] = asyncio.run(
             confirm_latency.measure(base_url, 20 if quick else 200)
         )
@@ -160,6 +167,17 @@ def table(results: dict[str, Any]) -> str:
 
     load("POST /files/upload (JSON intent)", results["upload_intents"])
     load("GET /files/download (307)", results["download_redirects"])
+    small = results["small_uploads"]
+    proxied, direct = small["proxied"], small["direct"]
+    lines.append(
+        f"| {proxied['size_kib']} KiB upload, proxied, c={proxied['concurrency']} | "
+        f"{proxied['rps']} uploads/s, p50 {proxied['p50_ms']} ms, p99 {proxied['p99_ms']} ms, "
+        f"{proxied['errors']} errors; CPU per upload: API {proxied['api_cpu_ms_per_upload']} ms, "
+        f"worker {proxied['worker_cpu_ms_per_upload']} ms | direct (intent + PUT, until listed) "
+        f"{direct['rps']} uploads/s, p50 {direct['p50_ms']} ms, p99 {direct['p99_ms']} ms, "
+        f"{direct['errors']} errors, last listed {direct['last_confirmed_after_ms']} ms after "
+        f"the last PUT | {_ratio(proxied['rps'], direct['rps'])}x |"
+    )
     size = results["bytes"]["size_mib"]
     for direction in ("upload", "download"):
         item = results["bytes"][direction]

@@ -14,6 +14,7 @@ from bench.stack import ROOT
 FIGURES = {
     "upload_intents",
     "download_redirects",
+    "small_uploads",
     "bytes",
     "confirmation_latency",
     "listing",
@@ -40,6 +41,15 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
             assert row["requests"] > 0
             assert row["errors"] == 0
             assert row["baseline"]["errors"] == 0
+    for path in ("proxied", "direct"):
+        small = results["small_uploads"][path]
+        assert small["rps"] > 0
+        assert small["errors"] == 0
+    assert results["small_uploads"]["proxied"]["api_cpu_ms_per_upload"] > 0
+    assert (
+        results["small_uploads"]["direct"]["confirmed"]
+        == results["small_uploads"]["direct"]["uploads"]
+    )
     for direction in ("upload", "download"):
         transfer = results["bytes"][direction]
         assert transfer["proxied"]["mb_s"] > 0

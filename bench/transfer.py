@@ -1,5 +1,6 @@
 """Bytes: proxied upload/download through the API against a direct presigned PUT/GET of the same
-file to the same S3 server, with the API process's peak RSS during each (sampled from /proc)."""
+file to the same S3 server, with the peak RSS of the API's processes (summed) during each, sampled
+from /proc."""
 
 import subprocess
 import tempfile
@@ -10,39 +11,20 @@ from typing import Any
 
 import httpx
 
+from bench.processes import Group
+
 SAMPLE_SECONDS = 0.02
 MIB = 1024 * 1024
 
 
-def api_pid(port: int) -> int:
-    """The uvicorn process serving api.main:app on ``port``."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"api.main:app" in argv and str(port).encode() in argv:
-            return int(entry.name)
-    raise SystemExit(f"no uvicorn api.main:app process on port {port}")
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 class PeakSampler:
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+    def __init__(self, api: Group) -> None:
+        self.api, self.peak, self._stop = api, 0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes(self.pid))
+            self.peak = max(self.peak, self.api.rss_bytes())
             time.sleep(SAMPLE_SECONDS)
 
     def __enter__(self) -> "PeakSampler":
@@ -54,8 +36,8 @@ class PeakSampler:
         self._thread.join()
 
 
-def _curl(args: list[str], pid: int, size: int) -> dict[str, float]:
-    with PeakSampler(pid) as sampler:
+def _curl(args: list[str], api: Group, size: int) -> dict[str, float]:
+    with PeakSampler(api) as sampler:
         started = time.perf_counter()
         subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", *args], check=True)
         elapsed = time.perf_counter() - started
@@ -65,7 +47,7 @@ def _curl(args: list[str], pid: int, size: int) -> dict[str, float]:
     }
 
 
-def measure(api: str, token: str, pid: int, size: int, workdir: Path) -> dict[str, Any]:
+def measure(api: str, token: str, server: Group, size: int, workdir: Path) -> dict[str, Any]:
     auth = ["-H", f"Authorization: Bearer {token}"]
     headers = {"Authorization": f"Bearer {token}"}
     with tempfile.NamedTemporaryFile(dir=workdir) as blob:
@@ -73,7 +55,7 @@ def measure(api: str, token: str, pid: int, size: int, workdir: Path) -> dict[st
         for index in range(size // MIB):
             blob.write(chunk[: MIB - 8] + index.to_bytes(8, "big"))
         blob.flush()
-        idle = rss_bytes(pid)
+        idle = server.rss_bytes()
         proxied_up = _curl(
             [
                 *auth,
@@ -83,7 +65,7 @@ def measure(api: str, token: str, pid: int, size: int, workdir: Path) -> dict[st
                 f"file=@{blob.name};filename=proxied.bin",
                 f"{api}/files/upload",
             ],
-            pid,
+            server,
             size,
         )
         ticket = httpx.post(
@@ -102,17 +84,17 @@ def measure(api: str, token: str, pid: int, size: int, workdir: Path) -> dict[st
                 blob.name,
                 ticket["url"],
             ],
-            pid,
+            server,
             size,
         )
     httpx.post(f"{api}/files/uploads/{ticket['id']}/complete", headers=headers).raise_for_status()
     proxied_down = _curl(
-        [*auth, f"{api}/files/download?path=/bench/bytes/proxied.bin&proxy=true"], pid, size
+        [*auth, f"{api}/files/download?path=/bench/bytes/proxied.bin&proxy=true"], server, size
     )
     location = httpx.get(
         f"{api}/files/download", params={"path": "/bench/bytes/proxied.bin"}, headers=headers
     ).headers["location"]
-    direct_down = _curl([location], pid, size)
+    direct_down = _curl([location], server, size)
     for path in ("/bench/bytes/proxied.bin", "/bench/bytes/direct.bin"):
         httpx.delete(f"{api}/files", params={"path": path}, headers=headers)
     return {

@@ -1,0 +1,97 @@
+"""The stack's processes, read from /proc: the API (a server process and its workers) and the
+arq worker(s), with their CPU time and resident memory summed over each group."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _argv(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def _all_pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def with_descendants(roots: list[int]) -> list[int]:
+    pids = _all_pids()
+    parents = {pid: _parent(pid) for pid in pids}
+    group = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in group and pid not in group:
+                group.add(pid)
+                grew = True
+    return sorted(group)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A set of processes found by their command line, re-read on every call (workers that a
+    server restarts are counted too)."""
+
+    name: str
+    roots: tuple[int, ...]
+
+    def pids(self) -> list[int]:
+        return with_descendants(list(self.roots))
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / TICKS_PER_SECOND
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for pid in self.pids():
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            except OSError:
+                continue
+        return total
+
+
+def api(port: int) -> Group:
+    """The server process serving api.main:app on ``port`` and every process it started."""
+    roots = tuple(
+        pid
+        for pid in _all_pids()
+        if b"api.main:app" in (argv := _argv(pid)) and str(port).encode() in argv
+    )
+    if not roots:
+        raise SystemExit(f"no api.main:app server on port {port}")
+    return Group("api", roots)
+
+
+def workers() -> Group:
+    """Every `python -m worker` process (and what it started)."""
+    roots = tuple(pid for pid in _all_pids() if _is_worker(_argv(pid)))
+    return Group("worker", roots)
+
+
+def _is_worker(argv: list[bytes]) -> bool:
+    return any(
+        argv[index] == b"-m" and argv[index + 1] == b"worker" for index in range(len(argv) - 1)
+    )
