@@ -32,7 +32,8 @@ FROM python:3.11-slim AS runtime
 ENV PATH="/app/.venv/bin:${PATH}" \
     VIRTUAL_ENV=/app/.venv \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    FILESTORE_RUN_HOST=0.0.0.0
 
 RUN groupadd --system --gid 10001 filestore \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
@@ -51,5 +52,6 @@ USER 10001:10001
 
 EXPOSE 8080
 
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8080", "--proxy-headers", \
-     "--log-config", "api/log_config.json"]
+# uvicorn with FILESTORE_API_PROCESSES processes (default: the cores), JSON logs from the first
+# line (api/log_config.json), on 0.0.0.0:8080.
+CMD ["python", "-m", "api.serve"]

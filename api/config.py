@@ -1,6 +1,7 @@
 """Settings, read once from the environment (prefix ``FILESTORE_``), grouped by concern."""
 
 import json
+import os
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -111,10 +112,15 @@ class Settings(BaseSettings):
     # Per-dependency timeout of GET /readyz (an orchestrator's probe must answer quickly).
     ready_timeout_seconds: float = Field(default=1.0, gt=0)
 
-    # make run: where the API listens and where the embedded SeaweedFS keeps its data.
+    # Where the API listens (python -m api.serve, make run) and where make run's embedded
+    # SeaweedFS keeps its data.
     run_host: str = "127.0.0.1"
     run_port: int = 8080
     run_data_dir: str = "var"
+    # API processes serving one socket (python -m api.serve): every core by default.
+    api_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # `python -m worker` processes make run starts (each runs worker_max_jobs jobs at once).
+    worker_processes: int = Field(default=1, ge=1)
 
     @field_validator(
         "reconcile_interval_seconds", "outbox_drain_interval_seconds", "sweep_interval_seconds"

@@ -74,24 +74,25 @@ class Group:
 
 
 def api(port: int) -> Group:
-    """The server process serving api.main:app on ``port`` and every process it started."""
-    roots = tuple(
-        pid
-        for pid in _all_pids()
-        if b"api.main:app" in (argv := _argv(pid)) and str(port).encode() in argv
-    )
+    """`python -m api.serve` (what `make run` starts), or a uvicorn serving api.main:app on
+    ``port``, and every process it started."""
+    roots = tuple(pid for pid in _all_pids() if _is_api(_argv(pid), port))
     if not roots:
-        raise SystemExit(f"no api.main:app server on port {port}")
+        raise SystemExit(f"no api.serve or api.main:app server on port {port}")
     return Group("api", roots)
+
+
+def _is_api(argv: list[bytes], port: int) -> bool:
+    if _runs_module(argv, b"api.serve"):
+        return True
+    return b"api.main:app" in argv and str(port).encode() in argv
 
 
 def workers() -> Group:
     """Every `python -m worker` process (and what it started)."""
-    roots = tuple(pid for pid in _all_pids() if _is_worker(_argv(pid)))
+    roots = tuple(pid for pid in _all_pids() if _runs_module(_argv(pid), b"worker"))
     return Group("worker", roots)
 
 
-def _is_worker(argv: list[bytes]) -> bool:
-    return any(
-        argv[index] == b"-m" and argv[index + 1] == b"worker" for index in range(len(argv) - 1)
-    )
+def _runs_module(argv: list[bytes], module: bytes) -> bool:
+    return any(argv[index : index + 2] == [b"-m", module] for index in range(len(argv) - 1))

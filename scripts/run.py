@@ -20,7 +20,6 @@ from alembic.config import Config as AlembicConfig
 
 from api.config import Settings, get_settings
 from api.cors import apply_bucket_cors
-from api.log_config import LOG_CONFIG_FILE
 from api.logging import configure_logging
 from scripts.seaweed import SeaweedServer, Webhook, die_with_parent
 
@@ -125,13 +124,12 @@ def main() -> int:
     env = {**os.environ, "FILESTORE_METRICS_DIR": str(metrics_dir)}
     api_url = f"http://{settings.run_host}:{settings.run_port}"
     try:
-        # Both log JSON from their first line: uvicorn with our log config (api/log_config.py),
-        # the worker configures it itself before arq writes anything.
-        api = [python, "-m", "uvicorn", "api.main:app", "--host", settings.run_host]
-        api += ["--port", str(settings.run_port), "--no-access-log"]
-        api += ["--log-config", str(LOG_CONFIG_FILE), "--log-level", settings.log_level.lower()]
-        children.append(spawn(api, env))
-        children.append(spawn([python, "-m", "worker"], env))
+        # All log JSON from their first line: api.serve gives uvicorn our log config
+        # (api/log_config.py), the worker configures it itself before arq writes anything.
+        children.append(spawn([python, "-m", "api.serve"], env))
+        children.extend(
+            spawn([python, "-m", "worker"], env) for _ in range(settings.worker_processes)
+        )
         while not stopping and not api_answers(f"{api_url}/healthz"):
             if any(child.poll() is not None for child in children):
                 break
@@ -145,6 +143,8 @@ def main() -> int:
                         "s3": seaweed.endpoint_url,
                         "metrics": f"{api_url}/metrics",
                         "metrics_dir": str(metrics_dir),
+                        "api_processes": settings.api_processes,
+                        "worker_processes": settings.worker_processes,
                     },
                 )
         while not stopping:

@@ -1,4 +1,5 @@
-"""``make run`` logs JSON only, from every process, and says "running" only once it is."""
+"""``make run`` logs JSON only, from every process (two API processes here), and says "running"
+only once it is."""
 
 import json
 import os
@@ -51,6 +52,7 @@ async def test_every_line_of_a_start_and_stop_is_json(
         "FILESTORE_RUN_PORT": str(port),
         "FILESTORE_RUN_DATA_DIR": str(tmp_path / "var"),
         "FILESTORE_LOG_LEVEL": "INFO",
+        "FILESTORE_API_PROCESSES": "2",
     }
     env.pop("FILESTORE_METRICS_DIR", None)
     log = tmp_path / "run.log"
@@ -108,15 +110,20 @@ async def test_every_line_of_a_start_and_stop_is_json(
     assert any(m.startswith("Starting worker for") for m in messages)  # arq's own first line
     uvicorn_up = next(i for i, m in enumerate(messages) if m.startswith("Uvicorn running on"))
     assert uvicorn_up < messages.index("filestore running")
+    # Two API processes behind one socket, each started and stopped cleanly.
+    assert messages.count("api started") == 2
+    assert sum(m.startswith("Started server process") for m in messages) == 2
+    assert sum(m.startswith("Finished server process") for m in messages) == 2
     assert messages[-1] == "filestore stopped"
     assert not metrics_dir.exists()  # the runner made it and removed it
 
 
 def test_the_images_processes_log_with_the_same_config() -> None:
     services = _compose_config()["services"]
-    assert "--log-config=api/log_config.json" in services["api"]["command"]
+    # python -m api.serve gives uvicorn api/log_config.json (what make run starts, above).
+    assert services["api"]["command"] == ["python", "-m", "api.serve"]
     # python -m worker configures the same JSON formatter before arq writes anything (the
     # make run test above reads every line of the same command).
     assert services["worker"]["command"] == ["python", "-m", "worker"]
     assert LOG_CONFIG["formatters"]["json"]["()"] == "api.logging.JsonFormatter"
-    assert '"api/log_config.json"' in (ROOT / "Dockerfile").read_text()
+    assert 'CMD ["python", "-m", "api.serve"]' in (ROOT / "Dockerfile").read_text()

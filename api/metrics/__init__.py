@@ -141,6 +141,7 @@ def configure(settings: Settings) -> None:
         return
     directory = settings.metrics_dir
     if directory is not None:
+        os.makedirs(directory, exist_ok=True)
         os.environ[MULTIPROC_ENV] = directory
         values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     else:

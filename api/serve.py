@@ -1,0 +1,57 @@
+"""``python -m api.serve``: the API on every core.
+
+uvicorn with ``FILESTORE_API_PROCESSES`` processes (default: the machine's cores) sharing one
+socket on ``FILESTORE_RUN_HOST:FILESTORE_RUN_PORT``. Each process has its own engine, pools,
+caches and token memo, and logs JSON from its first line. Metrics must add up across them: with
+more than one process and no ``FILESTORE_METRICS_DIR``, they get an empty one of their own,
+removed when the server stops.
+"""
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+
+import uvicorn
+
+from api.config import get_settings
+from api.log_config import LOG_CONFIG_FILE
+from api.logging import configure_logging
+
+log = logging.getLogger("filestore.serve")
+
+
+def main() -> int:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    own_metrics_dir = None
+    if settings.api_processes > 1 and settings.metrics_dir is None:
+        own_metrics_dir = tempfile.mkdtemp(prefix="filestore-metrics-")
+        os.environ["FILESTORE_METRICS_DIR"] = own_metrics_dir  # read by each spawned process
+    log.info(
+        "api starting",
+        extra={
+            "host": settings.run_host,
+            "port": settings.run_port,
+            "processes": settings.api_processes,
+        },
+    )
+    try:
+        uvicorn.run(
+            "api.main:app",
+            host=settings.run_host,
+            port=settings.run_port,
+            workers=settings.api_processes,
+            log_config=str(LOG_CONFIG_FILE),
+            log_level=settings.log_level.lower(),
+            access_log=False,  # api.request logs every request, with its id and duration
+        )
+    finally:
+        if own_metrics_dir is not None:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
