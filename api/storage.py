@@ -31,6 +31,16 @@ MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
 MAX_LIST_PAGE = 1000
 
 
+PROXIED_KEY_MARKER = "proxied-"
+
+
+def is_proxied_key(key: str) -> bool:
+    """The object was written by the API itself, for a proxied upload its request confirms: a
+    notification of it has nothing to do (older proxied keys lack the marker; the worker tells
+    them by their upload row)."""
+    return key.rpartition("/")[2].startswith(PROXIED_KEY_MARKER)
+
+
 class RangeRefused(Exception):
     """Storage answered 416: the requested range lies outside the object."""
 
@@ -172,8 +182,11 @@ class Storage:
         self._settings = settings
         self.bucket = settings.s3_bucket
 
-    def object_key(self, owner_id: object, upload_id: object) -> str:
-        return f"{self._settings.s3_key_prefix}/{owner_id}/{upload_id}"
+    def object_key(self, owner_id: object, upload_id: object, *, proxied: bool = False) -> str:
+        """Where an upload's bytes go. The API names every key (a client never chooses one),
+        so a proxied upload's marker is proof that the API wrote it (``is_proxied_key``)."""
+        name = f"{PROXIED_KEY_MARKER}{upload_id}" if proxied else str(upload_id)
+        return f"{self._settings.s3_key_prefix}/{owner_id}/{name}"
 
     async def ping(self) -> None:
         await self._client.head_bucket(Bucket=self.bucket)

@@ -20,7 +20,7 @@ from api.config import Settings
 from api.files.confirmation import confirm_upload
 from api.main import create_app
 from api.models import File, Upload, User
-from api.storage import Storage, open_storage
+from api.storage import Storage, is_proxied_key, open_storage
 from scripts.seaweed import free_port
 from tests.helpers import (
     Account,
@@ -272,6 +272,8 @@ async def test_webhook_enqueues_the_right_keys(
         _minio_event("another-bucket", "uploads/owner/z", "e"),
         _minio_event(bucket, "elsewhere/owner/z", "e"),
         _minio_event(bucket, "uploads/owner/gone", "e", "s3:ObjectRemoved:Delete"),
+        # Written by the API for a proxied upload, which its own request confirms.
+        _minio_event(bucket, "uploads/owner/proxied-0b7c4a1e", "e"),
     ]
     aws = json.loads((FIXTURES / "aws-s3-put-event.json").read_text())
     aws["Records"][0]["s3"]["bucket"]["name"] = bucket
@@ -296,6 +298,25 @@ async def test_webhook_enqueues_the_right_keys(
         ]
     )
     assert {job.function for job in jobs} == {"confirm_upload"}
+
+
+async def test_a_proxied_uploads_notification_costs_no_job(
+    client: httpx.AsyncClient, alice: Account, settings: Settings, app: FastAPI
+) -> None:
+    stored = await upload(client, alice, "/via-api.bin", b"streamed by the API")
+    assert stored.status_code == 201, stored.text
+    async with app.state.sessionmaker() as session:
+        key = await session.scalar(select(File.object_key).where(File.id == stored.json()["id"]))
+    assert key is not None and is_proxied_key(key)
+    response = await client.post(
+        "/storage/events",
+        json=_minio_event(settings.s3_bucket, key, hashlib.md5(b"streamed by the API").hexdigest()),
+        headers=webhook_headers(settings),
+    )
+    assert response.status_code == 204
+    assert await app.state.redis.queued_jobs() == []
+    [file] = await listed(client, alice)
+    assert file["size"] == len(b"streamed by the API")
 
 
 async def test_webhook_is_503_when_the_queue_is_down(settings: Settings, app: FastAPI) -> None:

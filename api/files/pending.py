@@ -38,7 +38,9 @@ async def open_upload(
             id=upload_id,
             file_id=file.id,
             owner_id=files.owner_id,
-            object_key=storage.object_key(files.owner_id, upload_id),
+            object_key=storage.object_key(
+                files.owner_id, upload_id, proxied=kind == UploadKind.proxied
+            ),
             declared_size=declared_size,
             content_type=content_type,
             sha256=sha256,

@@ -9,6 +9,7 @@ from api.cache import REDIS_FAILURES
 from api.config import Settings
 from api.errors import MalformedBody, QueueUnavailable
 from api.jobs import enqueue_confirm
+from api.storage import is_proxied_key
 from api.storage_events.parser import MalformedEvent, parse_events
 
 log = logging.getLogger(__name__)
@@ -18,22 +19,24 @@ async def accept(queue: ArqRedis, settings: Settings, body: object) -> int:
     """Enqueue a confirmation per created object; returns how many were enqueued.
 
     Events for other buckets, prefixes or types are acknowledged and dropped: a storage server
-    with a persistent queue would otherwise retry them forever, blocking everything behind.
+    with a persistent queue would otherwise retry them forever, blocking everything behind. So
+    are those of objects the API wrote itself (proxied uploads): their request confirms them.
     """
     try:
         events = parse_events(body, settings.s3_bucket, settings.s3_key_prefix)
     except MalformedEvent as error:
         raise MalformedBody(f"Not a bucket notification: {error}") from None
     received_at = datetime.now(UTC)
+    to_confirm = [event for event in events if not is_proxied_key(event.key)]
     try:
-        for event in events:
+        for event in to_confirm:
             await enqueue_confirm(queue, event.key, event.etag, event.event_time or received_at)
     except REDIS_FAILURES as error:
         log.error("queue unreachable; storage will retry", extra={"error": repr(error)})
         raise QueueUnavailable() from None
-    if events:
+    if to_confirm:
         log.info(
             "storage events accepted",
-            extra={"object_keys": [event.key for event in events], "count": len(events)},
+            extra={"object_keys": [event.key for event in to_confirm], "count": len(to_confirm)},
         )
-    return len(events)
+    return len(to_confirm)
