@@ -1,4 +1,5 @@
-"""Storage adapter: the only module that speaks S3 (aiobotocore)."""
+"""Storage adapter: the only module that speaks S3 (aiobotocore; the hot single PUT and HEAD
+through ``api.s3_requests``)."""
 
 import asyncio
 import base64
@@ -10,11 +11,13 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.config import Settings
+from api.s3_requests import MAX_ATTEMPTS, S3Requests
 from api.signer import SignedPost, SigV4Presigner
 
 if TYPE_CHECKING:
@@ -26,6 +29,9 @@ else:
 
 log = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT_SECONDS = 3
+READ_TIMEOUT_SECONDS = 60
+MAX_POOL_CONNECTIONS = 64
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
 # S3 answers at most this many keys (or multipart uploads) per listing request.
 MAX_LIST_PAGE = 1000
@@ -166,21 +172,30 @@ def _client_config(settings: Settings) -> AioConfig:
     return AioConfig(
         signature_version="s3v4",
         s3={"addressing_style": "path", "payload_signing_enabled": settings.s3_sign_payload},
-        connect_timeout=3,
-        read_timeout=60,
-        retries={"max_attempts": 3, "mode": "standard"},
-        max_pool_connections=64,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        max_pool_connections=MAX_POOL_CONNECTIONS,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
 
 
 class Storage:
-    def __init__(self, client: S3Client, signer: SigV4Presigner, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        signer: SigV4Presigner,
+        settings: Settings,
+        requests: S3Requests | None = None,
+    ) -> None:
         self._client = client
         self._signer = signer
         self._settings = settings
         self.bucket = settings.s3_bucket
+        # The hot single requests go without botocore, unless payloads must be signed (a
+        # presigned request leaves its payload unsigned).
+        self._requests = None if settings.s3_sign_payload else requests
 
     def object_key(self, owner_id: object, upload_id: object, *, proxied: bool = False) -> str:
         """Where an upload's bytes go. The API names every key (a client never chooses one),
@@ -203,6 +218,9 @@ class Storage:
                     raise
 
     async def head(self, key: str) -> ObjectInfo | None:
+        if self._requests is not None:
+            found = await self._requests.head(key)
+            return None if found is None else ObjectInfo.of(found)
         try:
             response = await self._client.head_object(
                 Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"
@@ -215,6 +233,14 @@ class Storage:
 
     async def delete(self, key: str) -> None:
         await self._client.delete_object(Bucket=self.bucket, Key=key)
+
+    async def _put_object(self, key: str, body: bytes, content_type: str) -> str:
+        if self._requests is not None:
+            return await self._requests.put(key, body, content_type)
+        stored = await self._client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType=content_type
+        )
+        return stored["ETag"]
 
     async def put_stream(
         self, key: str, chunks: AsyncIterator[bytes], content_type: str, limit: int
@@ -265,10 +291,8 @@ class Storage:
                 await in_flight
                 in_flight = None
             if upload_id is None:
-                stored = await self._client.put_object(
-                    Bucket=self.bucket, Key=key, Body=bytes(buffer), ContentType=content_type
-                )
-                return ObjectInfo(total, _strip_etag(stored["ETag"]), content_type)
+                etag = await self._put_object(key, bytes(buffer), content_type)
+                return ObjectInfo(total, _strip_etag(etag), content_type)
             if buffer:
                 await send_part(next_part, bytes(buffer))
             parts.sort(key=lambda part: int(part["PartNumber"]))
@@ -531,5 +555,17 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
         settings.s3_access_key,
         settings.s3_secret_key.get_secret_value(),
     )
-    async with client_for(settings.s3_endpoint_url) as client:
-        yield Storage(client, signer, settings)
+    internal_signer = SigV4Presigner(
+        settings.s3_endpoint_url,
+        settings.s3_region,
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+    )
+    timeout = aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT_SECONDS, sock_read=READ_TIMEOUT_SECONDS)
+    connector = aiohttp.TCPConnector(limit=MAX_POOL_CONNECTIONS)
+    async with (
+        client_for(settings.s3_endpoint_url) as client,
+        aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as http,
+    ):
+        requests = S3Requests(http, internal_signer, settings.s3_bucket)
+        yield Storage(client, signer, settings, requests)

@@ -1,0 +1,116 @@
+"""The PUT and HEAD sent without botocore answer as botocore would, and fail as botocore would
+(a refusal is a permanent ``ClientError``, a 5xx is retried, a lost server is transient)."""
+
+import base64
+import hashlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from botocore.exceptions import ClientError
+
+from api.config import Settings
+from api.s3_requests import S3Requests
+from api.signer import SigV4Presigner
+from api.storage import ObjectInfo, Storage
+from api.transient import Backend, classify
+from scripts.seaweed import free_port
+from tests.helpers import Bucket
+
+
+def _signer(endpoint: str, settings: Settings, secret: str | None = None) -> SigV4Presigner:
+    return SigV4Presigner(
+        endpoint,
+        settings.s3_region,
+        settings.s3_access_key,
+        secret or settings.s3_secret_key.get_secret_value(),
+    )
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def test_put_and_head_answer_as_botocore_does(
+    http: aiohttp.ClientSession, settings: Settings, storage: Storage, bucket: Bucket
+) -> None:
+    requests = S3Requests(http, _signer(settings.s3_endpoint_url, settings), settings.s3_bucket)
+    body = b"sent without botocore" * 100
+    etag = await requests.put("tests/plain.bin", body, "text/plain")
+    assert etag.strip('"') == hashlib.md5(body).hexdigest()
+
+    checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    await bucket.client.put_object(
+        Bucket=settings.s3_bucket,
+        Key="tests/summed.bin",
+        Body=body,
+        ContentType="application/x-summed",
+        ChecksumSHA256=checksum,
+    )
+    for key in ("tests/plain.bin", "tests/summed.bin"):
+        ours = await requests.head(key)
+        assert ours is not None
+        theirs = await bucket.client.head_object(
+            Bucket=settings.s3_bucket, Key=key, ChecksumMode="ENABLED"
+        )
+        assert ObjectInfo.of(ours) == ObjectInfo.of(theirs)
+    summed = await storage.head("tests/summed.bin")
+    assert summed is not None and summed.sha256 == hashlib.sha256(body).hexdigest()
+    assert await requests.head("tests/nothing-here") is None
+
+
+async def test_a_refusal_is_a_permanent_client_error(
+    http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    forged = S3Requests(
+        http, _signer(settings.s3_endpoint_url, settings, "not-the-secret"), settings.s3_bucket
+    )
+    with pytest.raises(ClientError) as refused:
+        await forged.put("tests/forged.bin", b"x", "application/octet-stream")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert refused.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    assert classify(refused.value) is None
+
+
+async def test_a_5xx_is_retried_and_a_lasting_one_is_transient(
+    http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    answers = [503, 500, 200, 503, 503, 503]
+    seen: list[str] = []
+
+    async def flaky(request: web.Request) -> web.Response:
+        seen.append(request.method)
+        status = answers.pop(0)
+        if status == 200:
+            return web.Response(status=200, headers={"ETag": '"abc"'})
+        body = "<Error><Code>SlowDown</Code><Message>later</Message></Error>"
+        return web.Response(status=status, text=body)
+
+    server = web.Application()
+    server.router.add_route("PUT", "/{tail:.*}", flaky)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        requests = S3Requests(http, _signer(f"http://127.0.0.1:{port}", settings), "b")
+        assert await requests.put("k", b"body", "text/plain") == '"abc"'
+        with pytest.raises(ClientError) as lasting:
+            await requests.put("k", b"body", "text/plain")
+    finally:
+        await runner.cleanup()
+    assert seen == ["PUT"] * 6
+    assert lasting.value.response["Error"]["Code"] == "SlowDown"
+    assert classify(lasting.value) is Backend.storage
+
+
+async def test_a_server_that_is_gone_is_a_network_error(
+    http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    requests = S3Requests(http, _signer(f"http://127.0.0.1:{free_port()}", settings), "b")
+    with pytest.raises(ConnectionError, match="HeadObject k") as lost:
+        await requests.head("k")
+    assert classify(lost.value) is Backend.network
