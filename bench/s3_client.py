@@ -1,5 +1,7 @@
-"""S3 client cost on the data path: aiobotocore as the API uses it (api/storage.py's ``Storage``)
-against obstore (Rust's object_store), side by side in one run against a SeaweedFS of our own.
+"""S3 client cost on the data path, side by side in one run against a SeaweedFS of our own:
+aiobotocore alone (api/storage.py's ``Storage`` without ``api.s3_requests``), ``Storage`` as the
+API runs it (PUT and HEAD signed by api/signer.py and sent with aiohttp, the rest aiobotocore)
+and obstore (Rust's object_store).
 
 For each operation (PUT 64 KiB, HEAD, GET 64 KiB and a larger object streamed to the end, DELETE)
 and each client: calls per second and microseconds of process CPU time per call, ``--calls``
@@ -41,6 +43,8 @@ MIB = 1024 * KIB
 SMALL_BYTES = 64 * KIB
 CONTENT_TYPE = "application/octet-stream"
 WARMUP_CALLS = 32
+# Measured against aiobotocore alone.
+CHALLENGERS = ("storage", "obstore")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +77,11 @@ async def _one_chunk(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
-class Aiobotocore:
-    """The API's own code: ``Storage`` on the client ``open_storage`` builds from the settings."""
+class StorageClient:
+    """The API's own code: a ``Storage`` on the clients ``open_storage`` builds."""
 
-    name = "aiobotocore"
-
-    def __init__(self, storage: Storage, settings: Settings) -> None:
+    def __init__(self, name: str, storage: Storage, settings: Settings) -> None:
+        self.name = name
         self._storage = storage
         self._limit = settings.max_upload_bytes
 
@@ -240,8 +243,10 @@ async def _measure(settings: Settings, plan: Plan) -> dict[str, Any]:
     large_key = f"{prefix}/large"
     async with open_storage(settings) as storage:
         await storage.ensure_bucket()
+        botocore_only = Storage(storage._client, storage._signer, settings)
         clients: list[Client] = [
-            Aiobotocore(storage, settings),
+            StorageClient("aiobotocore", botocore_only, settings),
+            StorageClient("storage", storage, settings),
             Obstore(obstore_store(settings), settings),
         ]
         large = secrets.token_bytes(plan.large_bytes)
@@ -253,7 +258,8 @@ async def _measure(settings: Settings, plan: Plan) -> dict[str, Any]:
             client.name: {operation: [] for operation in OPERATIONS} for client in clients
         }
         for round_number in range(plan.rounds):
-            order = clients if round_number % 2 == 0 else clients[::-1]
+            shift = round_number % len(clients)
+            order = clients[shift:] + clients[:shift]
             steps = {
                 client.name: _steps(client, plan, f"{prefix}/{round_number}", body, large_key)
                 for client in order
@@ -291,12 +297,15 @@ def _summary(samples: dict[str, dict[str, list[Sample]]], plan: Plan) -> dict[st
         "event_loop": "uvloop",
         "medians": medians,
         "cpu_ratio": {
-            operation: round(
-                medians["aiobotocore"][operation]["cpu_us_per_call"]
-                / medians["obstore"][operation]["cpu_us_per_call"],
-                2,
-            )
-            for operation in OPERATIONS
+            name: {
+                operation: round(
+                    medians["aiobotocore"][operation]["cpu_us_per_call"]
+                    / medians[name][operation]["cpu_us_per_call"],
+                    2,
+                )
+                for operation in OPERATIONS
+            }
+            for name in CHALLENGERS
         },
         "rounds": {
             name: {operation: [asdict(s) for s in runs] for operation, runs in per.items()}
@@ -308,18 +317,24 @@ def _summary(samples: dict[str, dict[str, list[Sample]]], plan: Plan) -> dict[st
 def table(result: dict[str, Any]) -> str:
     plan = Plan(**result["plan"])
     labels = _operation_labels(plan)
+    names = ("aiobotocore", *CHALLENGERS)
     lines = [
-        "| operation | aiobotocore calls/s, µs CPU/call | obstore calls/s, µs CPU/call "
-        "| CPU ratio |",
-        "|---|---|---|---|",
+        "| operation | "
+        + " | ".join(f"{name}: calls/s, µs CPU/call" for name in names)
+        + " | "
+        + " | ".join(
+            f"CPU {name} / {challenger}" for name in names[:1] for challenger in CHALLENGERS
+        )
+        + " |",
+        "|---" * (len(names) + len(CHALLENGERS) + 1) + "|",
     ]
     for operation in OPERATIONS:
         cells = []
-        for name in ("aiobotocore", "obstore"):
+        for name in names:
             figures = result["medians"][name][operation]
             cells.append(f"{figures['calls_per_second']:.1f}, {figures['cpu_us_per_call']:.1f}")
-        ratio = result["cpu_ratio"][operation]
-        lines.append(f"| {labels[operation]} | {cells[0]} | {cells[1]} | {ratio:.2f}x |")
+        ratios = [f"{result['cpu_ratio'][name][operation]:.2f}x" for name in CHALLENGERS]
+        lines.append(f"| {labels[operation]} | " + " | ".join(cells + ratios) + " |")
     return "\n".join(lines)
 
 
@@ -373,7 +388,7 @@ def main() -> None:
     print(
         f"{plan.calls} calls per operation ({plan.large_calls} for the large GET), "
         f"concurrency {plan.concurrency}, median of {plan.rounds} rounds; CPU ratio = "
-        "aiobotocore µs / obstore µs; "
+        "aiobotocore µs / the other's µs (storage: PUT and HEAD by api.s3_requests); "
         + ", ".join(f"{name} {v}" for name, v in result["versions"].items())
     )
     print(table(result))
