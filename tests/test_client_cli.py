@@ -237,7 +237,9 @@ def test_cli_login_ls_put_get_rm_status(cli_env: dict[str, str], tmp_path: Path)
 def test_cli_put_interrupted_by_ctrl_c_resumes_from_the_stored_parts(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    size = 96 * MIB
+    # Large enough that the upload outlasts the polling below on a loaded machine (storage
+    # takes 96 MiB in under a second here).
+    size = 384 * MIB
     data = _write(tmp_path / "big.bin", size)
     state_file = Path(cli_env["FILESTORE_CONFIG_DIR"]) / "state.json"
     token = json.loads((Path(cli_env["FILESTORE_CONFIG_DIR"]) / "config.json").read_text())["token"]
@@ -258,8 +260,6 @@ def test_cli_put_interrupted_by_ctrl_c_resumes_from_the_stored_parts(
                 upload_id = next(iter(uploads.values()))["upload_id"] if uploads else None
             if upload_id is not None:
                 parts = http.get(f"/files/uploads/{upload_id}/parts").json()["parts"]
-                # Early enough that Ctrl-C lands mid-upload even when storage is fast (96 MiB
-                # can go up in under a second here).
                 if sum(p["size"] for p in parts) >= size // 8:
                     break
             time.sleep(0.02)
