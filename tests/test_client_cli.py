@@ -256,8 +256,12 @@ def test_cli_put_interrupted_by_ctrl_c_resumes_from_the_stored_parts(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
             if upload_id is None and state_file.exists():
-                uploads = json.loads(state_file.read_text())["uploads"]
-                upload_id = next(iter(uploads.values()))["upload_id"] if uploads else None
+                # This file's entry: earlier tests of the module may have left others.
+                uploads = json.loads(state_file.read_text())["uploads"].values()
+                mine = (tmp_path / "big.bin").resolve()
+                upload_id = next(
+                    (u["upload_id"] for u in uploads if Path(u["local"]).resolve() == mine), None
+                )
             if upload_id is not None:
                 parts = http.get(f"/files/uploads/{upload_id}/parts").json()["parts"]
                 if sum(p["size"] for p in parts) >= size // 8:
