@@ -193,9 +193,8 @@ class Storage:
         self._signer = signer
         self._settings = settings
         self.bucket = settings.s3_bucket
-        # The hot single requests go without botocore, unless payloads must be signed (a
-        # presigned request leaves its payload unsigned).
-        self._requests = None if settings.s3_sign_payload else requests
+        # PUT of a small body and HEAD without botocore, when given (``open_storage``).
+        self._requests = requests
 
     def object_key(self, owner_id: object, upload_id: object, *, proxied: bool = False) -> str:
         """Where an upload's bytes go. The API names every key (a client never chooses one),
@@ -549,23 +548,25 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
             config=config,
         )
 
-    signer = SigV4Presigner(
-        settings.presign_endpoint_url,
-        settings.s3_region,
-        settings.s3_access_key,
-        settings.s3_secret_key.get_secret_value(),
-    )
-    internal_signer = SigV4Presigner(
-        settings.s3_endpoint_url,
-        settings.s3_region,
-        settings.s3_access_key,
-        settings.s3_secret_key.get_secret_value(),
-    )
     timeout = aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT_SECONDS, sock_read=READ_TIMEOUT_SECONDS)
     connector = aiohttp.TCPConnector(limit=MAX_POOL_CONNECTIONS)
     async with (
         client_for(settings.s3_endpoint_url) as client,
         aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as http,
     ):
-        requests = S3Requests(http, internal_signer, settings.s3_bucket)
-        yield Storage(client, signer, settings, requests)
+        # The hot single requests go without botocore, unless payloads must be signed (a
+        # presigned request leaves its payload unsigned).
+        internal = signer_for(settings, settings.s3_endpoint_url)
+        requests = S3Requests(http, internal, settings.s3_bucket)
+        signer = signer_for(settings, settings.presign_endpoint_url)
+        yield Storage(client, signer, settings, None if settings.s3_sign_payload else requests)
+
+
+def signer_for(settings: Settings, endpoint_url: str) -> SigV4Presigner:
+    """A SigV4 signer with the settings' credentials for requests to ``endpoint_url``."""
+    return SigV4Presigner(
+        endpoint_url,
+        settings.s3_region,
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+    )

@@ -9,23 +9,21 @@ import aiohttp
 import pytest
 from aiohttp import web
 from botocore.exceptions import ClientError
+from pydantic import SecretStr
 
 from api.config import Settings
 from api.s3_requests import S3Requests
 from api.signer import SigV4Presigner
-from api.storage import ObjectInfo, Storage
+from api.storage import ObjectInfo, Storage, signer_for
 from api.transient import Backend, classify
 from scripts.seaweed import free_port
 from tests.helpers import Bucket
 
 
 def _signer(endpoint: str, settings: Settings, secret: str | None = None) -> SigV4Presigner:
-    return SigV4Presigner(
-        endpoint,
-        settings.s3_region,
-        settings.s3_access_key,
-        secret or settings.s3_secret_key.get_secret_value(),
-    )
+    if secret is not None:
+        settings = settings.model_copy(update={"s3_secret_key": SecretStr(secret)})
+    return signer_for(settings, endpoint)
 
 
 @pytest.fixture
