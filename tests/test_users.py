@@ -152,6 +152,25 @@ async def test_bad_tokens_are_401(client: httpx.AsyncClient, settings: Settings)
     }
 
 
+async def test_a_token_of_no_user_is_401_on_every_kind_of_upload(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Uploads do not load the user before their own statement: that statement must find out."""
+    nobody = _forge(settings, {"sub": str(uuid.uuid4()), "exp": int(time.time()) + 60})
+    headers = {"Authorization": f"Bearer {nobody}"}
+    intents = [
+        {"path": "/a.txt", "size": 3},
+        {"path": "/big.bin", "size": 20 * 2**20, "multipart": True},
+    ]
+    for intent in intents:
+        response = await client.post("/files/upload", headers=headers, json=intent)
+        assert (response.status_code, response.json()["error"]) == (401, "not_authenticated")
+    form = {"data": {"path": "/b.txt"}, "files": {"file": ("b.txt", b"abc")}}
+    response = await client.post("/files/upload", headers=headers, **form)  # type: ignore[arg-type]
+    assert (response.status_code, response.json()["error"]) == (401, "not_authenticated")
+    assert (await client.get("/user/me", headers=headers)).status_code == 401
+
+
 async def test_failed_attempts_are_throttled_per_address(
     settings: Settings, app: object, client: httpx.AsyncClient
 ) -> None:

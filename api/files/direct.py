@@ -32,7 +32,11 @@ log = logging.getLogger(__name__)
 
 
 async def issue_upload(
-    session: AsyncSession, storage: Storage, settings: Settings, user: User, intent: UploadIntentIn
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    owner_id: uuid.UUID,
+    intent: UploadIntentIn,
 ) -> PendingFile:
     """Record a pending upload and sign a PUT and a browser POST for it.
 
@@ -51,7 +55,7 @@ async def issue_upload(
         session,
         storage,
         settings,
-        user.id,
+        owner_id,
         (path, name, content_type),
         url_expires_at,
         declared_size=intent.size,
@@ -68,7 +72,7 @@ async def issue_upload(
     log.info(
         "upload issued",
         extra={
-            "user_id": str(user.id),
+            "user_id": str(owner_id),
             "file_id": str(file.id),
             "upload_id": str(upload_id),
             "object_key": object_key,

@@ -112,7 +112,11 @@ def _part_length(upload: Upload, number: int) -> int | None:
 
 
 async def issue_multipart(
-    session: AsyncSession, storage: Storage, settings: Settings, user: User, intent: UploadIntentIn
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    owner_id: uuid.UUID,
+    intent: UploadIntentIn,
 ) -> PendingFile:
     """Record a pending upload and open its S3 multipart upload; limits come first."""
     path, name = file_path(intent.path, intent.name)
@@ -132,7 +136,7 @@ async def issue_multipart(
         session,
         storage,
         settings,
-        user.id,
+        owner_id,
         (path, name, content_type),
         expires_at,
         declared_size=intent.size,
@@ -147,7 +151,7 @@ async def issue_multipart(
     log.info(
         "multipart upload issued",
         extra={
-            "user_id": str(user.id),
+            "user_id": str(owner_id),
             "file_id": str(file.id),
             "upload_id": str(upload.id),
             "object_key": upload.object_key,

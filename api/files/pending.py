@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import metrics
 from api.config import Settings
-from api.errors import QuotaExceeded
+from api.errors import QuotaExceeded, Unauthorized
 from api.files.repository import FileRepository
 from api.models import File, Upload, UploadKind
 from api.storage import Storage
@@ -27,27 +27,29 @@ async def open_upload(
     kind: UploadKind = UploadKind.direct,
 ) -> tuple[File, Upload, int]:
     """Lock (or create) the file row and record a pending upload for it; returns the room
-    left in the quota, counting the bytes the upload would replace."""
-    file, used_bytes = await files.get_or_create(path, name)
+    left in the quota, counting the bytes the upload would replace. Over quota, the caller's
+    rollback takes the upload back; an owner that does not exist is not authenticated."""
+    upload_id = uuid.uuid4()
+    object_key = storage.object_key(files.owner_id, upload_id, proxied=kind == UploadKind.proxied)
+    opened = await files.open_upload(
+        path,
+        name,
+        {
+            "id": upload_id,
+            "object_key": object_key,
+            "kind": kind,
+            "declared_size": declared_size,
+            "content_type": content_type,
+            "sha256": sha256,
+            "expires_at": expires_at,
+        },
+    )
+    if opened is None:
+        raise Unauthorized()
+    file, upload, used_bytes = opened
     room = settings.user_quota_bytes - used_bytes + (file.size or 0)
     if room <= 0 or (declared_size is not None and declared_size > room):
         raise QuotaExceeded.over(room)
-    upload_id = uuid.uuid4()
-    upload = await files.add_upload(
-        Upload(
-            id=upload_id,
-            file_id=file.id,
-            owner_id=files.owner_id,
-            object_key=storage.object_key(
-                files.owner_id, upload_id, proxied=kind == UploadKind.proxied
-            ),
-            declared_size=declared_size,
-            content_type=content_type,
-            sha256=sha256,
-            expires_at=expires_at,
-            kind=kind,
-        )
-    )
     metrics.upload_issued(files.session, kind)
     return file, upload, room
 

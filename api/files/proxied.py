@@ -30,7 +30,7 @@ from api.files.multipart import Event, Field, FilePart, PartEnd
 from api.files.outbox import Outbox
 from api.files.pending import open_upload
 from api.files.repository import FileRepository, UploadRepository
-from api.models import File, Upload, UploadKind, UploadStatus, User
+from api.models import File, Upload, UploadKind, UploadStatus
 from api.paths import file_path
 from api.storage import LimitExceeded, Storage
 
@@ -110,7 +110,7 @@ def _one_path(form_path: str | None, query_path: str | None) -> str:
 
 
 async def upload_proxied(
-    ctx: UploadContext, user: User, events: AsyncIterator[Event], query_path: str | None
+    ctx: UploadContext, owner_id: uuid.UUID, events: AsyncIterator[Event], query_path: str | None
 ) -> File:
     """Stream a multipart upload to storage, then confirm it in this request.
 
@@ -126,7 +126,7 @@ async def upload_proxied(
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.proxied_upload_lease_seconds)
     async with ctx.sessionmaker() as session:
         _, upload, room = await open_upload(
-            FileRepository(session, user.id),
+            FileRepository(session, owner_id),
             ctx.storage,
             settings,
             path,

@@ -16,19 +16,38 @@ def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _upsert_file() -> Executable:
-    """The file row for a path, created if new, locked, with its owner's ``used_bytes``.
+_UPLOAD_COLUMNS = (
+    "id",
+    "owner_id",
+    "object_key",
+    "status",
+    "kind",
+    "declared_size",
+    "content_type",
+    "sha256",
+    "expires_at",
+)
 
-    One statement, built once (constructing ``excluded`` per call cost more CPU than a round
-    trip). ``ON CONFLICT DO UPDATE`` (a no-op update) returns and locks an existing row, where
-    ``DO NOTHING`` would need a second ``SELECT ... FOR UPDATE``; the row comes from the CTE's
-    ``RETURNING``, since the statement's snapshot cannot see a row it inserts.
+
+def _open_upload() -> Executable:
+    """The file row for a path (created if new) locked, a pending upload inserted for it, and
+    its owner's ``used_bytes``: one statement, one round trip, built once.
+
+    ``ON CONFLICT DO UPDATE`` (a no-op update) returns and locks an existing row, where
+    ``DO NOTHING`` would need a second ``SELECT ... FOR UPDATE``; the rows come from the CTEs'
+    ``RETURNING``, since the statement's snapshot cannot see rows it inserts. The file is only
+    inserted for an owner that exists, so an unknown owner gets no row back (not a foreign-key
+    error): the token's user is not loaded before.
     """
-    insert_file = insert(File).values(
-        id=bindparam("id"),
-        owner_id=bindparam("owner_id"),
-        path=bindparam("path"),
-        name=bindparam("name"),
+    owner = select(User.id, User.used_bytes).where(User.id == bindparam("owner_id")).cte("owner")
+    insert_file = insert(File).from_select(
+        ["id", "owner_id", "path", "name"],
+        select(
+            bindparam("new_file_id", type_=File.id.type),
+            owner.c.id,
+            bindparam("path", type_=File.path.type),
+            bindparam("name", type_=File.name.type),
+        ),
     )
     upserted = (
         insert_file.on_conflict_do_update(
@@ -37,15 +56,31 @@ def _upsert_file() -> Executable:
         .returning(*File.__table__.columns)
         .cte("upserted")
     )
+    columns = Upload.__table__.columns
+    inserted = (
+        insert(Upload)
+        .from_select(
+            ["file_id", *_UPLOAD_COLUMNS],
+            select(
+                upserted.c.id,
+                *(bindparam(name, type_=columns[name].type) for name in _UPLOAD_COLUMNS),
+            ),
+        )
+        .returning(*columns)
+        .cte("inserted")
+    )
     file = aliased(File, upserted)
+    upload = aliased(Upload, inserted)
     return (
-        select(file, User.used_bytes)
-        .join(User, User.id == file.owner_id)
+        select(file, upload, owner.c.used_bytes)
+        .select_from(upserted)
+        .join(inserted, inserted.c.file_id == upserted.c.id)
+        .join(owner, owner.c.id == upserted.c.owner_id)
         .execution_options(populate_existing=True)
     )
 
 
-_UPSERT_FILE = _upsert_file()
+_OPEN_UPLOAD = _open_upload()
 
 # A file row without content and with no upload pending for it: nothing will ever fill it.
 _CONTENTLESS = File.object_key.is_(None) & ~(
@@ -77,12 +112,25 @@ class FileRepository:
         query = query.order_by(File.path).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
-    async def get_or_create(self, path: str, name: str) -> tuple[File, int]:
-        """The file row for ``path`` (created without content if new), locked for update,
-        and the owner's used bytes."""
-        values = {"id": uuid.uuid4(), "owner_id": self.owner_id, "path": path, "name": name}
-        file, used_bytes = (await self.session.execute(_UPSERT_FILE, values)).one()
-        return file, int(used_bytes)
+    async def open_upload(
+        self, path: str, name: str, upload: dict[str, object]
+    ) -> tuple[File, Upload, int] | None:
+        """The file row for ``path`` (created without content if new) locked for update, a
+        pending upload for it made of ``upload`` (its column values), and the owner's used
+        bytes; ``None`` if the owner does not exist."""
+        values = {
+            **upload,
+            "new_file_id": uuid.uuid4(),
+            "owner_id": self.owner_id,
+            "path": path,
+            "name": name,
+            "status": UploadStatus.pending,
+        }
+        row = (await self.session.execute(_OPEN_UPLOAD, values)).one_or_none()
+        if row is None:
+            return None
+        file, opened, used_bytes = row
+        return file, opened, int(used_bytes)
 
     async def holds(self, file_id: uuid.UUID, object_key: str, etag: str) -> bool:
         """Whether the file's content is already this object version (no lock taken)."""
@@ -106,11 +154,6 @@ class FileRepository:
     async def delete_if_empty(self, file_id: uuid.UUID) -> None:
         """Remove a content-less file row once no upload is pending for it."""
         await self.session.execute(delete(File).where(File.id == file_id, _CONTENTLESS))
-
-    async def add_upload(self, upload: Upload) -> Upload:
-        self.session.add(upload)
-        await self.session.flush()
-        return upload
 
     async def get_upload(self, upload_id: uuid.UUID) -> Upload | None:
         query = select(Upload).where(Upload.id == upload_id, Upload.owner_id == self.owner_id)

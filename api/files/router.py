@@ -10,6 +10,7 @@ from api.body import read_json as _read_json
 from api.deps import (
     CacheDep,
     CurrentUser,
+    CurrentUserId,
     SessionDep,
     SessionmakerDep,
     SettingsDep,
@@ -133,7 +134,7 @@ async def list_files(
 )
 async def upload(
     request: Request,
-    user: CurrentUser,
+    owner_id: CurrentUserId,
     session: SessionDep,
     sessionmaker: SessionmakerDep,
     settings: SettingsDep,
@@ -152,8 +153,10 @@ async def upload(
     if content_type.startswith("application/json"):
         intent = await _read_json(request, UploadIntentIn, settings.max_request_body_bytes)
         if multipart_uploads.wants_multipart(intent, settings):
-            return await multipart_uploads.issue_multipart(session, storage, settings, user, intent)
-        return await direct.issue_upload(session, storage, settings, user, intent)
+            return await multipart_uploads.issue_multipart(
+                session, storage, settings, owner_id, intent
+            )
+        return await direct.issue_upload(session, storage, settings, owner_id, intent)
     boundary = boundary_of(content_type)
     if boundary is None:
         if content_type.startswith("application/x-www-form-urlencoded"):
@@ -167,7 +170,7 @@ async def upload(
         raise PayloadTooLarge()
     ctx = proxied.UploadContext(sessionmaker, storage, settings)
     events = read_multipart(request.stream(), boundary)
-    file = await proxied.upload_proxied(ctx, user, events, path)
+    file = await proxied.upload_proxied(ctx, owner_id, events, path)
     return StoredFile(**FileOut.of(file).model_dump())
 
 
