@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = 0.5
     ping_timeout_seconds: float = 2.0
     cache_ttl_seconds: int = 300
+    # Per API process: cached values kept in memory in front of Redis (0: Redis only).
+    cache_memory_bytes: int = 8 * 1024 * 1024
 
     s3_endpoint_url: str = "http://127.0.0.1:8333"
     s3_public_endpoint_url: str | None = None

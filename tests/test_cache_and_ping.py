@@ -1,10 +1,13 @@
+import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy import update
 
+from api.cache import Cache
 from api.config import Settings
 from api.main import create_app
 from api.models import File
@@ -56,15 +59,33 @@ async def test_deleted_file_is_not_served_from_cache(
     ).status_code == 404
 
 
+@contextlib.asynccontextmanager
+async def _client_of(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app of its own, built from ``settings``."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as http:
+            yield http
+
+
 @pytest.fixture
 async def fragile_client(
     settings: Settings, own_redis: OwnRedis, app: FastAPI
 ) -> AsyncIterator[httpx.AsyncClient]:
-    fragile = create_app(settings.model_copy(update={"redis_url": own_redis.url}))
-    async with fragile.router.lifespan_context(fragile):
-        transport = httpx.ASGITransport(app=fragile)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as http:
-            yield http
+    """On a Redis of its own, and Redis alone: the database takes the reads once it stops."""
+    overrides = {"redis_url": own_redis.url, "cache_memory_bytes": 0}
+    async with _client_of(settings.model_copy(update=overrides)) as http:
+        yield http
+
+
+@pytest.fixture
+async def fragile_memory_client(
+    settings: Settings, own_redis: OwnRedis, app: FastAPI
+) -> AsyncIterator[httpx.AsyncClient]:
+    """On a Redis of its own, with the cache's memory in front of it."""
+    async with _client_of(settings.model_copy(update={"redis_url": own_redis.url})) as http:
+        yield http
 
 
 async def test_cache_fails_open_when_redis_stops(
@@ -97,6 +118,51 @@ async def test_cache_fails_open_when_redis_stops(
     assert ping.json()["cache"] is None
     assert isinstance(ping.json()["db"], float)
     assert any("serving from the database" in record.getMessage() for record in caplog.records)
+
+
+async def test_memory_in_front_of_redis_keeps_recent_values_within_its_budget() -> None:
+    redis = Redis(port=free_port(), socket_connect_timeout=0.2)  # nobody listens: Redis fails
+    cache = Cache(redis, ttl_seconds=60, memory_bytes=10)
+    try:
+        await cache.set_raw("a", b"12345")
+        await cache.set_raw("b", b"6789")
+        assert await cache.get_raw("a") == b"12345"  # from memory, with Redis down
+        await cache.set_raw("c", b"xy")  # 11 bytes: the least recently read ("b") goes
+        assert (await cache.get_raw("b"), await cache.get_raw("c")) == (None, b"xy")
+        assert await cache.get_raw("a") == b"12345"
+        await cache.set_raw("huge", b"x" * 11)  # larger than the whole budget: not kept
+        assert await cache.get_raw("huge") is None
+        assert await cache.get_raw("a") == b"12345"
+        expired = Cache(redis, ttl_seconds=0, memory_bytes=10)
+        await expired.set_raw("a", b"1")
+        assert await expired.get_raw("a") is None
+    finally:
+        await redis.aclose()
+
+
+async def test_a_hot_lookup_needs_no_redis_round_trip(
+    fragile_memory_client: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    alice: Account,
+    own_redis: OwnRedis,
+    app: FastAPI,
+) -> None:
+    await upload(client, alice, "/m/one.txt", b"1")
+    params = {"path": "/m/one.txt"}
+    warm = await fragile_memory_client.get("/files/download", params=params, headers=alice.headers)
+    assert warm.status_code == 307
+    own_redis.stop()
+    async with app.state.sessionmaker() as session:  # behind the API's back: memory won't see it
+        await session.execute(update(File).values(name="renamed-behind-the-back"))
+        await session.commit()
+    hot = await fragile_memory_client.get("/files/download", params=params, headers=alice.headers)
+    assert hot.status_code == 307
+    assert "one.txt" in hot.headers["location"]
+    assert "renamed" not in hot.headers["location"]
+    # A write bumps the generation: the remembered value is not reached any more.
+    assert (await client.delete("/files", params=params, headers=alice.headers)).status_code == 204
+    gone = await fragile_memory_client.get("/files/download", params=params, headers=alice.headers)
+    assert gone.status_code == 404
 
 
 async def test_ping_names_dead_storage(settings: Settings, alice: Account, app: FastAPI) -> None:

@@ -102,7 +102,7 @@ _UPLOAD_BODY: dict[str, Any] = {
 )
 async def list_files(
     user: CurrentUser,
-    session: SessionDep,
+    sessionmaker: SessionmakerDep,
     cache: CacheDep,
     path: Annotated[str | None, Query(description="Folder to list, e.g. /docs/")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -110,7 +110,7 @@ async def list_files(
 ) -> Response:
     """The user's files ordered by path, a page at a time (pass ``next_cursor`` back)."""
     prefix = folder_prefix(path) if path else None
-    page = await service.list_files(session, cache, user, prefix, cursor, limit)
+    page = await service.list_files(sessionmaker, cache, user, prefix, cursor, limit)
     return Response(page, media_type="application/json")
 
 
@@ -242,7 +242,7 @@ async def complete_upload(
 async def download(
     request: Request,
     user: CurrentUser,
-    session: SessionDep,
+    sessionmaker: SessionmakerDep,
     cache: CacheDep,
     storage: StorageDep,
     settings: SettingsDep,
@@ -250,7 +250,7 @@ async def download(
     proxy: Annotated[bool | None, Query(description="Stream through the API.")] = None,
 ) -> Response:
     """Redirect to a short-lived presigned URL, or stream the bytes (``proxy=true``, Range)."""
-    record = await service.find_file(session, cache, user, parse_reference(path))
+    record = await service.find_file(sessionmaker, cache, user, parse_reference(path))
     disposition = content.content_disposition(record.name)
     use_proxy = settings.download_proxy_default if proxy is None else proxy
     if not use_proxy:

@@ -5,7 +5,7 @@ import json
 import logging
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.cache import Cache
 from api.errors import FileNotFound
@@ -39,20 +39,22 @@ def _cache_name(kind: str, *parts: object) -> str:
 
 
 async def list_files(
-    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
     cache: Cache,
     user: User,
     prefix: str | None,
     cursor: str | None,
     limit: int,
 ) -> bytes:
-    """A page as JSON bytes: a cache hit goes from Redis to the socket without being parsed."""
+    """A page as JSON bytes: a cache hit goes from the cache to the socket without being parsed,
+    and opens no database session."""
     key = Cache.key(user.id, user.generation, _cache_name("list", prefix, cursor, limit))
     cached = await cache.get_raw(key)
     if cached is not None:
         return cached
     after = decode_cursor(cursor) if cursor else None
-    rows = await FileRepository(session, user.id).page(prefix, after, limit + 1)
+    async with sessionmaker() as session:
+        rows = await FileRepository(session, user.id).page(prefix, after, limit + 1)
     page = (
         FileList(
             account=user.login,
@@ -67,17 +69,22 @@ async def list_files(
 
 
 async def find_file(
-    session: AsyncSession, cache: Cache, user: User, reference: uuid.UUID | str
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cache: Cache,
+    user: User,
+    reference: uuid.UUID | str,
 ) -> FileRecord:
+    """A file with content; a cache hit opens no database session."""
     key = Cache.key(user.id, user.generation, _cache_name("file", reference))
-    cached = await cache.get(key)
+    cached = await cache.get_raw(key)
     if cached is not None:
-        return FileRecord.model_validate(cached)
-    file = await FileRepository(session, user.id).find(reference)
-    if file is None:
-        raise FileNotFound()
-    record = FileRecord.of(file)
-    await cache.set(key, record.model_dump(mode="json"))
+        return FileRecord.model_validate_json(cached)
+    async with sessionmaker() as session:
+        file = await FileRepository(session, user.id).find(reference)
+        if file is None:
+            raise FileNotFound()
+        record = FileRecord.of(file)
+    await cache.set_raw(key, record.model_dump_json().encode())
     return record
 
 
