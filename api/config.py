@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     s3_key_prefix: str = "uploads"
     s3_multipart_threshold_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
     s3_part_size_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    # A proxied upload's parts on their way to storage while the next is read.
+    s3_parts_in_flight: int = Field(default=1, ge=1)
     # SHA-256 of every body the API sends to S3 (botocore always does it over plain HTTP): about
     # a fifth of a proxied upload's CPU. Off, the payload is sent as UNSIGNED-PAYLOAD.
     s3_sign_payload: bool = False

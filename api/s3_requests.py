@@ -10,7 +10,7 @@ As botocore's standard mode does, a 5xx or a lost connection is tried again, up 
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -24,7 +24,31 @@ MAX_ATTEMPTS = 3
 FIRST_RETRY_DELAY_SECONDS = 0.05
 # A signed request is used at once; the URL only has to outlive the request.
 URL_TTL_SECONDS = 300
+# Larger bodies are sent as a stream of their pieces (aiohttp warns about one large bytes body).
+WHOLE_BODY_BYTES = 1024 * 1024
 _CODE = re.compile(r"<Code>([^<]*)</Code>")
+
+Piece = bytes | memoryview
+Body = bytes | Sequence[Piece]
+"""A request body: bytes, or its pieces in order (a stream's chunks, sent without joining)."""
+
+
+def _payload(body: Body, headers: dict[str, str]) -> bytes | AsyncIterator[memoryview]:
+    """What aiohttp sends, made anew for each attempt; a stream gets its Content-Length."""
+    if isinstance(body, bytes) and len(body) <= WHOLE_BODY_BYTES:
+        return body
+    pieces = [body] if isinstance(body, bytes) else body
+    headers["Content-Length"] = str(sum(len(piece) for piece in pieces))
+
+    async def stream() -> AsyncIterator[memoryview]:
+        for piece in pieces:
+            with memoryview(piece) as view:
+                for start in range(0, len(view), WHOLE_BODY_BYTES):
+                    yield view[start : start + WHOLE_BODY_BYTES]
+
+    return stream()
+
+
 _MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 
 
@@ -39,10 +63,16 @@ class S3Requests:
         self._signer = signer
         self._bucket = bucket
 
-    async def put(self, key: str, body: bytes, content_type: str) -> str:
+    async def put(self, key: str, body: Body, content_type: str) -> str:
         """PutObject; returns the ETag as S3 sent it (quoted)."""
         headers = {"Content-Type": content_type}
         response = await self._send("PUT", "PutObject", key, headers, body)
+        return response["ETag"]
+
+    async def upload_part(self, key: str, upload_id: str, number: int, body: Body) -> str:
+        """UploadPart; returns the part's ETag as S3 sent it (quoted)."""
+        params = {"partNumber": str(number), "uploadId": upload_id}
+        response = await self._send("PUT", "UploadPart", key, {}, body, params)
         return response["ETag"]
 
     async def head(self, key: str) -> Mapping[str, Any] | None:
@@ -73,15 +103,18 @@ class S3Requests:
         operation: str,
         key: str,
         headers: dict[str, str],
-        body: bytes | None,
+        body: Body | None,
+        params: dict[str, str] | None = None,
     ) -> Mapping[str, str]:
         delay = FIRST_RETRY_DELAY_SECONDS
         for attempt in range(1, MAX_ATTEMPTS + 1):
             url = self._signer.presign_url(
-                method, self._bucket, key, URL_TTL_SECONDS, headers=headers
+                method, self._bucket, key, URL_TTL_SECONDS, headers=headers, params=params
             )
+            sent = dict(headers)
+            data = None if body is None else _payload(body, sent)
             try:
-                async with self._http.request(method, url, data=body, headers=headers) as answer:
+                async with self._http.request(method, url, data=data, headers=sent) as answer:
                     if answer.status < 300:
                         await answer.read()
                         return CIMultiDict(answer.headers)

@@ -3,6 +3,7 @@ through ``api.s3_requests``)."""
 
 import asyncio
 import base64
+import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -17,7 +18,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.config import Settings
-from api.s3_requests import MAX_ATTEMPTS, S3Requests
+from api.s3_requests import MAX_ATTEMPTS, Piece, S3Requests
 from api.signer import SignedPost, SigV4Presigner
 
 if TYPE_CHECKING:
@@ -233,11 +234,11 @@ class Storage:
     async def delete(self, key: str) -> None:
         await self._client.delete_object(Bucket=self.bucket, Key=key)
 
-    async def _put_object(self, key: str, body: bytes, content_type: str) -> str:
+    async def _put_object(self, key: str, pieces: list[Piece], content_type: str) -> str:
         if self._requests is not None:
-            return await self._requests.put(key, body, content_type)
+            return await self._requests.put(key, pieces, content_type)
         stored = await self._client.put_object(
-            Bucket=self.bucket, Key=key, Body=body, ContentType=content_type
+            Bucket=self.bucket, Key=key, Body=b"".join(pieces), ContentType=content_type
         )
         return stored["ETag"]
 
@@ -247,66 +248,54 @@ class Storage:
         """Store a stream under ``key`` in bounded memory; returns what was stored.
 
         Bodies under the multipart threshold go up in one PUT; larger ones as a multipart
-        upload with one part in flight while the next is read. Past ``limit`` bytes the upload
-        is aborted and ``LimitExceeded`` raised; an error from ``chunks`` aborts it too, so
-        nothing is left behind.
+        upload, parts in flight while the next is read (``FILESTORE_S3_PARTS_IN_FLIGHT``).
+        Past ``limit`` bytes the upload is aborted and ``LimitExceeded`` raised; an error from
+        ``chunks`` aborts it too, so nothing is left behind. A part is the chunks read for it,
+        sent as they are: never copied into a buffer or joined.
         """
         part_size = self._settings.s3_part_size_bytes
-        buffer = bytearray()
-        total = 0
-        upload_id: str | None = None
-        parts: list[CompletedPartTypeDef] = []
-        in_flight: asyncio.Task[None] | None = None
-        next_part = 1
-
-        async def send_part(number: int, body: bytes) -> None:
-            assert upload_id is not None
-            response = await self._client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-            )
-            parts.append({"PartNumber": number, "ETag": response["ETag"]})
-
+        threshold = self._settings.s3_multipart_threshold_bytes
+        pending: list[Piece] = []
+        buffered = total = 0
+        writer: _PartWriter | None = None
         try:
             async for chunk in chunks:
                 total += len(chunk)
                 if total > limit:
                     raise LimitExceeded()
-                buffer += chunk
-                threshold = self._settings.s3_multipart_threshold_bytes
-                while len(buffer) >= (part_size if upload_id else threshold):
-                    if upload_id is None:
-                        created = await self._client.create_multipart_upload(
-                            Bucket=self.bucket, Key=key, ContentType=content_type
-                        )
-                        upload_id = created["UploadId"]
-                    if in_flight is not None:
-                        await in_flight
-                    with memoryview(buffer) as view:  # one copy, not a slice and a copy
-                        body = bytes(view[:part_size])
-                    del buffer[:part_size]
-                    in_flight = asyncio.create_task(send_part(next_part, body))
-                    next_part += 1
-            if in_flight is not None:
-                await in_flight
-                in_flight = None
-            if upload_id is None:
-                etag = await self._put_object(key, bytes(buffer), content_type)
+                pending.append(chunk)
+                buffered += len(chunk)
+                if writer is None and buffered >= threshold:
+                    writer = await _PartWriter.start(self, key, content_type)
+                while writer is not None and buffered >= part_size:
+                    # The last piece is cut (a view, no copy) where the part ends.
+                    over = buffered - part_size
+                    last = memoryview(pending[-1])
+                    cut = len(last) - over
+                    await writer.send([*pending[:-1], last[:cut]])
+                    pending, buffered = ([last[cut:]] if over else []), over
+            if writer is None:
+                etag = await self._put_object(key, pending, content_type)
                 return ObjectInfo(total, _strip_etag(etag), content_type)
-            if buffer:
-                await send_part(next_part, bytes(buffer))
-            parts.sort(key=lambda part: int(part["PartNumber"]))
-            completed = await self._client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
-            return ObjectInfo(total, _strip_etag(completed["ETag"]), content_type)
+            if pending:
+                await writer.send(pending)
+            return ObjectInfo(total, await writer.finish(), content_type)
         except BaseException:
-            if in_flight is not None:
-                in_flight.cancel()
-                with contextlib.suppress(BaseException):
-                    await in_flight
-            if upload_id is not None:
-                await self._abort(key, upload_id)
+            if writer is not None:
+                await writer.abort()
             raise
+
+    async def _upload_part(self, key: str, upload_id: str, number: int, pieces: list[Piece]) -> str:
+        if self._requests is not None:
+            return await self._requests.upload_part(key, upload_id, number, pieces)
+        response = await self._client.upload_part(
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=b"".join(pieces),
+        )
+        return response["ETag"]
 
     async def _abort(self, key: str, upload_id: str) -> None:
         try:
@@ -570,3 +559,53 @@ def signer_for(settings: Settings, endpoint_url: str) -> SigV4Presigner:
         settings.s3_access_key,
         settings.s3_secret_key.get_secret_value(),
     )
+
+
+class _PartWriter:
+    """One multipart upload of ``put_stream``, its parts sent with a bounded number in flight."""
+
+    def __init__(self, storage: Storage, key: str, upload_id: str) -> None:
+        self._storage, self._key, self._upload_id = storage, key, upload_id
+        self._depth = storage._settings.s3_parts_in_flight
+        self._in_flight: collections.deque[asyncio.Task[None]] = collections.deque()
+        self._parts: list[CompletedPartTypeDef] = []
+
+    @classmethod
+    async def start(cls, storage: Storage, key: str, content_type: str) -> "_PartWriter":
+        created = await storage._client.create_multipart_upload(
+            Bucket=storage.bucket, Key=key, ContentType=content_type
+        )
+        return cls(storage, key, created["UploadId"])
+
+    async def send(self, pieces: list[Piece]) -> None:
+        """Start sending ``pieces`` as the next part, once fewer than the limit are in flight."""
+        while len(self._in_flight) >= self._depth:
+            await self._in_flight.popleft()
+        number = len(self._parts) + len(self._in_flight) + 1
+        self._in_flight.append(asyncio.create_task(self._send(number, pieces)))
+
+    async def _send(self, number: int, pieces: list[Piece]) -> None:
+        etag = await self._storage._upload_part(self._key, self._upload_id, number, pieces)
+        self._parts.append({"PartNumber": number, "ETag": etag})
+
+    async def finish(self) -> str:
+        """Wait for the parts in flight and complete the upload; its ETag, unquoted."""
+        while self._in_flight:
+            await self._in_flight.popleft()
+        self._parts.sort(key=lambda part: int(part["PartNumber"]))
+        completed = await self._storage._client.complete_multipart_upload(
+            Bucket=self._storage.bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+        return _strip_etag(completed["ETag"])
+
+    async def abort(self) -> None:
+        for task in self._in_flight:
+            task.cancel()
+        for task in self._in_flight:
+            with contextlib.suppress(BaseException):
+                await task
+        self._in_flight.clear()
+        await self._storage._abort(self._key, self._upload_id)
