@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
 from api.config import Settings
-from api.s3_requests import S3Requests
+from api.s3_requests import Piece, S3Requests
 from api.signer import SigV4Presigner
 from api.storage import ObjectInfo, Storage, signer_for
 from api.transient import Backend, classify
@@ -58,6 +58,21 @@ async def test_put_and_head_answer_as_botocore_does(
     summed = await storage.head("tests/summed.bin")
     assert summed is not None and summed.sha256 == hashlib.sha256(body).hexdigest()
     assert await requests.head("tests/nothing-here") is None
+
+
+async def test_a_body_in_pieces_is_stored_whole(
+    http: aiohttp.ClientSession, settings: Settings, bucket: Bucket
+) -> None:
+    """Over a MiB, in pieces (one a view): sent as a stream with its length, never joined."""
+    requests = S3Requests(http, _signer(settings.s3_endpoint_url, settings), settings.s3_bucket)
+    body = bytes(range(256)) * 12_000
+    pieces: list[Piece] = [body[:1000], memoryview(body)[1000:2_000_000], body[2_000_000:]]
+    etag = await requests.put("tests/pieces.bin", pieces, "application/x-pieces")
+    assert etag.strip('"') == hashlib.md5(body).hexdigest()
+    stored = await bucket.client.get_object(Bucket=settings.s3_bucket, Key="tests/pieces.bin")
+    async with stored["Body"] as stream:
+        assert await stream.read() == body
+    assert stored["ContentType"] == "application/x-pieces"
 
 
 async def test_a_refusal_is_a_permanent_client_error(
