@@ -93,6 +93,16 @@ async def _reject(
     await Outbox(files.session).add(upload.object_key, "upload rejected")
 
 
+async def _find(
+    uploads: UploadRepository, object_key: str, *, lock_file: bool
+) -> tuple[Upload | None, File | None]:
+    """The upload of ``object_key``, and with ``lock_file`` its file locked in the same
+    statement (for a caller with nothing to do in between: no HEAD, no etag check)."""
+    if lock_file:
+        return await uploads.find_by_key_locking_file(object_key)
+    return await uploads.find_by_key(object_key), None
+
+
 async def confirm_upload(
     session: AsyncSession,
     storage: Storage,
@@ -115,7 +125,8 @@ async def confirm_upload(
     notification reports: when the file already holds it, the notification costs one indexed
     lookup, no HEAD and no lock (the client's ``complete`` usually confirmed it first).
     """
-    found = await UploadRepository(session).find_by_key(object_key)
+    uploads = UploadRepository(session)
+    found, file = await _find(uploads, object_key, lock_file=stored is not None)
     outbox = Outbox(session)
     if found is None:
         await outbox.add(object_key, "no upload claims it")
@@ -126,8 +137,9 @@ async def confirm_upload(
     if etag is not None and await _holds(files, found, etag):
         return Confirmation("already_done", found)
     info = stored or await storage.head(object_key)
-    file = await files.lock(found.file_id) if found.file_id else None
-    upload = await UploadRepository(session).lock(found.id)
+    if stored is None and found.file_id is not None:
+        file = await files.lock(found.file_id)
+    upload = await uploads.lock(found.id)
     if info is None:
         pending = upload.status == UploadStatus.pending
         return Confirmation("not_arrived" if pending else "already_done", upload, file)

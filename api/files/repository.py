@@ -82,6 +82,39 @@ def _open_upload() -> Executable:
 
 _OPEN_UPLOAD = _open_upload()
 
+# The hot statements of confirmation, built once: building a select per call shows in profiles.
+_UPLOAD_BY_KEY = select(Upload).where(Upload.object_key == bindparam("object_key"))
+_UPLOAD_BY_KEY_LOCKING_FILE = (
+    select(Upload, File)
+    .join(File, File.id == Upload.file_id)
+    .where(Upload.object_key == bindparam("object_key"))
+    .with_for_update(of=File)
+    .execution_options(populate_existing=True)
+)
+_LOCK_FILE = (
+    select(File)
+    .where(File.id == bindparam("file_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_LOCK_UPLOAD = (
+    select(Upload)
+    .where(Upload.id == bindparam("upload_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_LOCK_USED_BYTES = select(User.used_bytes).where(User.id == bindparam("owner_id")).with_for_update()
+# No User object is loaded where this runs: nothing in the session to synchronise.
+_ACCOUNT_CHANGE = (
+    update(User)
+    .where(User.id == bindparam("owner_id"))
+    .values(
+        generation=User.generation + 1,
+        used_bytes=User.used_bytes + bindparam("size_delta", type_=User.used_bytes.type),
+    )
+    .execution_options(synchronize_session=False)
+)
+
 # A file row without content and with no upload pending for it: nothing will ever fill it.
 _CONTENTLESS = File.object_key.is_(None) & ~(
     select(Upload.id)
@@ -140,13 +173,7 @@ class FileRepository:
         return (await self.session.execute(query)).first() is not None
 
     async def lock(self, file_id: uuid.UUID) -> File | None:
-        query = (
-            select(File)
-            .where(File.id == file_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
+        return (await self.session.execute(_LOCK_FILE, {"file_id": file_id})).scalar_one_or_none()
 
     async def delete(self, file: File) -> None:
         await self.session.execute(delete(File).where(File.id == file.id))
@@ -180,15 +207,12 @@ class FileRepository:
 
     async def account_change(self, size_delta: int) -> None:
         """Bump the cache generation and adjust used bytes in this transaction."""
-        await self.session.execute(
-            update(User)
-            .where(User.id == self.owner_id)
-            .values(generation=User.generation + 1, used_bytes=User.used_bytes + size_delta)
-        )
+        values = {"owner_id": self.owner_id, "size_delta": size_delta}
+        await self.session.execute(_ACCOUNT_CHANGE, values)
 
     async def lock_used_bytes(self) -> int:
-        query = select(User.used_bytes).where(User.id == self.owner_id).with_for_update()
-        return int((await self.session.execute(query)).scalar_one())
+        used = await self.session.execute(_LOCK_USED_BYTES, {"owner_id": self.owner_id})
+        return int(used.scalar_one())
 
 
 class UploadRepository:
@@ -199,17 +223,23 @@ class UploadRepository:
 
     async def find_by_key(self, object_key: str) -> Upload | None:
         """The upload, unlocked: its file must be locked before it (files → uploads → users)."""
-        query = select(Upload).where(Upload.object_key == object_key)
-        return (await self.session.execute(query)).scalar_one_or_none()
+        found = await self.session.execute(_UPLOAD_BY_KEY, {"object_key": object_key})
+        return found.scalar_one_or_none()
+
+    async def find_by_key_locking_file(self, object_key: str) -> tuple[Upload | None, File | None]:
+        """The upload (unlocked) and its file, locked: ``find_by_key`` and ``FileRepository.lock``
+        in one statement, for a caller with nothing to do between the two."""
+        row = (
+            await self.session.execute(_UPLOAD_BY_KEY_LOCKING_FILE, {"object_key": object_key})
+        ).one_or_none()
+        if row is None:  # no such upload, or no file (any more) for it
+            return await self.find_by_key(object_key), None
+        upload, file = row
+        return upload, file
 
     async def lock(self, upload_id: uuid.UUID) -> Upload:
-        query = (
-            select(Upload)
-            .where(Upload.id == upload_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return (await self.session.execute(query)).scalar_one()
+        locked = await self.session.execute(_LOCK_UPLOAD, {"upload_id": upload_id})
+        return locked.scalar_one()
 
     async def renew_lease(self, upload_id: uuid.UUID, seconds: float) -> bool:
         """Push a pending upload's expiry ``seconds`` ahead; false once it is no longer pending."""
