@@ -22,6 +22,7 @@ from client.models import (
     UploadResult,
     UploadState,
 )
+from client.pacing import Paced, RateLimit, parse_rate
 from client.state import PendingDownload, PendingUpload, StateFile
 
 __all__ = [
@@ -32,12 +33,15 @@ __all__ = [
     "File",
     "FilestoreError",
     "NoProgress",
+    "Paced",
     "Page",
     "PendingDownload",
     "PendingUpload",
     "Progress",
+    "RateLimit",
     "StateFile",
     "StoredPart",
     "UploadResult",
     "UploadState",
+    "parse_rate",
 ]

@@ -35,7 +35,9 @@ from rich.table import Table
 
 from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client
 from client.errors import FilestoreError
+from client.models import Progress as TransferProgress
 from client.models import UploadResult
+from client.pacing import Paced, RateLimit, parse_rate
 from client.state import StateFile
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -117,6 +119,30 @@ def _size(value: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def _rate(text: str | None) -> RateLimit | None:
+    if text is None:
+        return None
+    try:
+        return RateLimit(parse_rate(text))
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+LimitRate = Annotated[
+    RateLimit | None,
+    typer.Option(
+        "--limit-rate",
+        parser=_rate,
+        metavar="RATE",
+        help="At most this many bytes per second, e.g. 500k, 10M, 1G.",
+    ),
+]
+
+
+def _paced(bar: "_Bar", limit: RateLimit | None) -> TransferProgress:
+    return bar if limit is None else Paced(bar, limit)
 
 
 @app.command()
@@ -286,6 +312,7 @@ def put(
     multipart_threshold: Annotated[
         int, typer.Option(min=5 * 1024 * 1024, help="Bytes above which parts go in parallel.")
     ] = DEFAULT_MULTIPART_THRESHOLD,
+    limit_rate: LimitRate = None,
 ) -> None:
     """Upload a file (or a folder with -r) straight to storage; run it again to resume."""
     plan = _plan(local, remote, recursive)
@@ -303,7 +330,7 @@ def put(
                         target,
                         jobs=jobs,
                         proxy=proxy,
-                        progress=bar,
+                        progress=_paced(bar, limit_rate),
                         multipart_threshold=multipart_threshold,
                     )
                 )
@@ -333,6 +360,7 @@ def get(
     local: Annotated[
         Path | None, typer.Argument(help="Where to write it (default: its name, here).")
     ] = None,
+    limit_rate: LimitRate = None,
 ) -> None:
     """Download a file; an interrupted download resumes where it stopped."""
     target = local or Path(remote.rstrip("/").rsplit("/", 1)[-1] or "download")
@@ -342,7 +370,7 @@ def get(
     with _client() as api, _progress() as progress:
         try:
             bar = _Bar(progress, target.name)
-            result = api.download(remote, target, progress=bar)
+            result = api.download(remote, target, progress=_paced(bar, limit_rate))
             bar.flush()
         except KeyboardInterrupt:
             _stop(progress)
