@@ -1,5 +1,6 @@
-"""The stack's processes, read from /proc: the API (a server process and its workers) and the
-arq worker(s), with their CPU time and resident memory summed over each group."""
+"""The stack's processes, read from /proc: the API (a server process and its workers), the arq
+worker(s) and the S3 server, with their CPU time and resident memory summed over each group;
+and how busy the whole machine was."""
 
 import os
 from dataclasses import dataclass
@@ -92,6 +93,19 @@ def workers() -> Group:
     """Every `python -m worker` process (and what it started)."""
     roots = tuple(pid for pid in _all_pids() if _runs_module(_argv(pid), b"worker"))
     return Group("worker", roots)
+
+
+def storage() -> Group:
+    """The S3 server `make run` starts (SeaweedFS: every `weed` process)."""
+    roots = tuple(pid for pid in _all_pids() if Path(_argv(pid)[0].decode()).name == "weed")
+    return Group("storage", roots)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core has spent on anything but idling and waiting, since boot."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / TICKS_PER_SECOND
 
 
 def _runs_module(argv: list[bytes], module: bytes) -> bool:

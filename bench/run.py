@@ -129,7 +129,7 @@ def run(base_url: str, quick: bool) -> dict[str, Any]:
         }
         size = (128 if quick else 1024) * transfer.MIB
         workdir = Path(tempfile.gettempdir())
-        results["bytes"] = transfer.measure(api, token, server, size, workdir)
+        results["bytes"] = transfer.measure(api, token, server, processes.storage(), size, workdir)
         results["confirmation_latency"] = asyncio.run(
             confirm_latency.measure(base_url, 20 if quick else 200)
         )
@@ -151,6 +151,16 @@ def run(base_url: str, quick: bool) -> dict[str, Any]:
     finally:
         asyncio.run(listing.remove_user(settings.database_url, owner_id))
     return results
+
+
+def _cpu(transfer: dict[str, Any]) -> str:
+    """CPU seconds of a transfer (figures from before they were measured read as n/a)."""
+    if "api_cpu_s" not in transfer:
+        return "CPU n/a"
+    return (
+        f"CPU s: API {transfer['api_cpu_s']}, storage {transfer['storage_cpu_s']}, "
+        f"{transfer['cores_busy']} cores busy"
+    )
 
 
 def table(results: dict[str, Any]) -> str:
@@ -184,8 +194,9 @@ def table(results: dict[str, Any]) -> str:
         proxied, direct = item["proxied"], item["direct"]
         lines.append(
             f"| {size} MiB {direction}, proxied | {proxied['mb_s']} MB/s, API peak RSS "
-            f"{proxied['api_peak_rss_mib']} MiB | direct presigned {direct['mb_s']} MB/s, API "
-            f"peak RSS {direct['api_peak_rss_mib']} MiB | {item['ratio']}x |"
+            f"{proxied['api_peak_rss_mib']} MiB; {_cpu(proxied)} | direct presigned "
+            f"{direct['mb_s']} MB/s, API peak RSS {direct['api_peak_rss_mib']} MiB; "
+            f"{_cpu(direct)} | {item['ratio']}x |"
         )
     confirm = results["confirmation_latency"]
     lines.append(

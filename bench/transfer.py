@@ -1,6 +1,7 @@
 """Bytes: proxied upload/download through the API against a direct presigned PUT/GET of the same
 file to the same S3 server, with the peak RSS of the API's processes (summed) during each, sampled
-from /proc."""
+from /proc, and the CPU seconds the API and the S3 server spent on each (with how many of the
+machine's cores were busy meanwhile): what bounds a ratio on a small machine."""
 
 import subprocess
 import tempfile
@@ -11,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from bench.processes import Group
+from bench.processes import Group, machine_busy_seconds
 
 SAMPLE_SECONDS = 0.02
 MIB = 1024 * 1024
@@ -36,18 +37,32 @@ class PeakSampler:
         self._thread.join()
 
 
-def _curl(args: list[str], api: Group, size: int) -> dict[str, float]:
+def _curl(args: list[str], api: Group, storage: Group, size: int) -> dict[str, float]:
+    cpu_before = api.cpu_seconds(), storage.cpu_seconds(), machine_busy_seconds()
     with PeakSampler(api) as sampler:
         started = time.perf_counter()
         subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", *args], check=True)
         elapsed = time.perf_counter() - started
+    api_cpu, storage_cpu, busy = (
+        after - before
+        for after, before in zip(
+            (api.cpu_seconds(), storage.cpu_seconds(), machine_busy_seconds()),
+            cpu_before,
+            strict=True,
+        )
+    )
     return {
         "mb_s": round(size / MIB / elapsed, 1),
         "api_peak_rss_mib": round(sampler.peak / MIB, 1),
+        "api_cpu_s": round(api_cpu, 2),
+        "storage_cpu_s": round(storage_cpu, 2),
+        "cores_busy": round(busy / elapsed, 2),
     }
 
 
-def measure(api: str, token: str, server: Group, size: int, workdir: Path) -> dict[str, Any]:
+def measure(
+    api: str, token: str, server: Group, storage: Group, size: int, workdir: Path
+) -> dict[str, Any]:
     auth = ["-H", f"Authorization: Bearer {token}"]
     headers = {"Authorization": f"Bearer {token}"}
     with tempfile.NamedTemporaryFile(dir=workdir) as blob:
@@ -66,6 +81,7 @@ def measure(api: str, token: str, server: Group, size: int, workdir: Path) -> di
                 f"{api}/files/upload",
             ],
             server,
+            storage,
             size,
         )
         ticket = httpx.post(
@@ -85,16 +101,20 @@ def measure(api: str, token: str, server: Group, size: int, workdir: Path) -> di
                 ticket["url"],
             ],
             server,
+            storage,
             size,
         )
     httpx.post(f"{api}/files/uploads/{ticket['id']}/complete", headers=headers).raise_for_status()
     proxied_down = _curl(
-        [*auth, f"{api}/files/download?path=/bench/bytes/proxied.bin&proxy=true"], server, size
+        [*auth, f"{api}/files/download?path=/bench/bytes/proxied.bin&proxy=true"],
+        server,
+        storage,
+        size,
     )
     location = httpx.get(
         f"{api}/files/download", params={"path": "/bench/bytes/proxied.bin"}, headers=headers
     ).headers["location"]
-    direct_down = _curl([location], server, size)
+    direct_down = _curl([location], server, storage, size)
     for path in ("/bench/bytes/proxied.bin", "/bench/bytes/direct.bin"):
         httpx.delete(f"{api}/files", params={"path": path}, headers=headers)
     return {
