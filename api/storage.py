@@ -569,6 +569,7 @@ class _PartWriter:
         self._depth = storage._settings.s3_parts_in_flight
         self._in_flight: collections.deque[asyncio.Task[None]] = collections.deque()
         self._parts: list[CompletedPartTypeDef] = []
+        self._sent = 0  # parts handed to a task: the next one's number follows
 
     @classmethod
     async def start(cls, storage: Storage, key: str, content_type: str) -> "_PartWriter":
@@ -581,8 +582,8 @@ class _PartWriter:
         """Start sending ``pieces`` as the next part, once fewer than the limit are in flight."""
         while len(self._in_flight) >= self._depth:
             await self._in_flight.popleft()
-        number = len(self._parts) + len(self._in_flight) + 1
-        self._in_flight.append(asyncio.create_task(self._send(number, pieces)))
+        self._sent += 1
+        self._in_flight.append(asyncio.create_task(self._send(self._sent, pieces)))
 
     async def _send(self, number: int, pieces: list[Piece]) -> None:
         etag = await self._storage._upload_part(self._key, self._upload_id, number, pieces)

@@ -3,6 +3,8 @@
 
 import base64
 import hashlib
+import itertools
+import os
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -14,7 +16,7 @@ from pydantic import SecretStr
 from api.config import Settings
 from api.s3_requests import Piece, S3Requests
 from api.signer import SigV4Presigner
-from api.storage import ObjectInfo, Storage, signer_for
+from api.storage import ObjectInfo, Storage, open_storage, signer_for
 from api.transient import Backend, classify
 from scripts.seaweed import free_port
 from tests.helpers import Bucket
@@ -73,6 +75,39 @@ async def test_a_body_in_pieces_is_stored_whole(
     async with stored["Body"] as stream:
         assert await stream.read() == body
     assert stored["ContentType"] == "application/x-pieces"
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+async def test_a_stream_goes_up_whole_with_parts_in_flight(
+    settings: Settings, bucket: Bucket, in_flight: int
+) -> None:
+    """Chunks of uneven sizes, parts cut across them, several parts on their way at once: the
+    object is the stream, and every part keeps its own number."""
+    tuned = settings.model_copy(
+        update={
+            "s3_parts_in_flight": in_flight,
+            "s3_part_size_bytes": 5 * 1024 * 1024,
+            "s3_multipart_threshold_bytes": 5 * 1024 * 1024,
+        }
+    )
+    body = os.urandom(27 * 1024 * 1024 + 77)
+    sizes = itertools.cycle([700_001, 65_536, 1_234_567, 9])
+
+    async def chunks() -> AsyncIterator[bytes]:
+        start = 0
+        while start < len(body):
+            end = start + next(sizes)
+            yield body[start:end]
+            start = end
+
+    key = f"tests/streamed-{in_flight}.bin"
+    async with open_storage(tuned) as storage:
+        stored = await storage.put_stream(key, chunks(), "application/x-streamed", len(body))
+    assert stored.size == len(body)
+    assert stored.etag.endswith("-6")  # five parts of 5 MiB and the rest
+    fetched = await bucket.client.get_object(Bucket=settings.s3_bucket, Key=key)
+    async with fetched["Body"] as stream:
+        assert hashlib.sha256(await stream.read()).digest() == hashlib.sha256(body).digest()
 
 
 async def test_a_refusal_is_a_permanent_client_error(
