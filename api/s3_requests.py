@@ -1,4 +1,4 @@
-"""The hot single-request S3 calls (PUT of a small body, HEAD), signed by ``api/signer.py`` and
+"""The hot S3 calls (PUT, the parts of a proxied upload, HEAD), signed by ``api/signer.py`` and
 sent with aiohttp: botocore spends about 0.8 ms of CPU building each request (endpoint rules,
 event hooks, parameter validation), several times the request itself (``bench/s3_client.py``).
 
@@ -27,6 +27,7 @@ URL_TTL_SECONDS = 300
 # Larger bodies are sent as a stream of their pieces (aiohttp warns about one large bytes body).
 WHOLE_BODY_BYTES = 1024 * 1024
 _CODE = re.compile(r"<Code>([^<]*)</Code>")
+_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 
 Piece = bytes | memoryview
 Body = bytes | Sequence[Piece]
@@ -47,9 +48,6 @@ def _payload(body: Body, headers: dict[str, str]) -> bytes | AsyncIterator[memor
                     yield view[start : start + WHOLE_BODY_BYTES]
 
     return stream()
-
-
-_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 
 
 class S3Requests:

@@ -1,5 +1,5 @@
-"""Storage adapter: the only module that speaks S3 (aiobotocore; the hot single PUT and HEAD
-through ``api.s3_requests``)."""
+"""Storage adapter: the only module that speaks S3 (aiobotocore; the hot PUTs, the parts of a
+proxied upload and HEAD through ``api.s3_requests``)."""
 
 import asyncio
 import base64
@@ -194,7 +194,7 @@ class Storage:
         self._signer = signer
         self._settings = settings
         self.bucket = settings.s3_bucket
-        # PUT of a small body and HEAD without botocore, when given (``open_storage``).
+        # PUTs, a proxied upload's parts and HEAD without botocore, when given (``open_storage``).
         self._requests = requests
 
     def object_key(self, owner_id: object, upload_id: object, *, proxied: bool = False) -> str:
@@ -543,8 +543,8 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
         client_for(settings.s3_endpoint_url) as client,
         aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as http,
     ):
-        # The hot single requests go without botocore, unless payloads must be signed (a
-        # presigned request leaves its payload unsigned).
+        # The hot requests go without botocore, unless payloads must be signed (a presigned
+        # request leaves its payload unsigned).
         internal = signer_for(settings, settings.s3_endpoint_url)
         requests = S3Requests(http, internal, settings.s3_bucket)
         signer = signer_for(settings, settings.presign_endpoint_url)

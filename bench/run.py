@@ -154,9 +154,7 @@ def run(base_url: str, quick: bool) -> dict[str, Any]:
 
 
 def _cpu(transfer: dict[str, Any]) -> str:
-    """CPU seconds of a transfer (figures from before they were measured read as n/a)."""
-    if "api_cpu_s" not in transfer:
-        return "CPU n/a"
+    """The CPU seconds spent on a transfer, and the machine's busy cores meanwhile."""
     return (
         f"CPU s: API {transfer['api_cpu_s']}, storage {transfer['storage_cpu_s']}, "
         f"{transfer['cores_busy']} cores busy"
