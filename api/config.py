@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     # Deeper JSON is refused before it is parsed (the parser recurses once per level).
     max_json_depth: int = Field(default=32, ge=1, le=500)
     user_quota_bytes: int = 50 * 1024 * 1024 * 1024
+    # What an upload that declares no size reserves against the quota (at most what is left):
+    # by default the most a single PUT can carry, so a URL handed out can never write past the
+    # quota. A lower value lets more such uploads be open at once; a PUT that writes more
+    # than its reservation is rejected at confirmation.
+    undeclared_upload_reservation_bytes: int = Field(default=5 * 1024**3, ge=1)
+    # Pending uploads a user may hold at once (intents nobody finishes hold one until expiry).
+    max_open_uploads_per_user: int = Field(default=1000, ge=1)
     upload_url_ttl_seconds: int = 900
     download_url_ttl_seconds: int = 300
     download_proxy_default: bool = False

@@ -153,8 +153,24 @@ class QuotaExceeded(PayloadTooLarge):
     default_detail = "The file does not fit in the remaining quota."
 
     @classmethod
-    def over(cls, limit: int) -> "PayloadTooLarge":
-        return cls(f"The file does not fit in the remaining quota of {max(limit, 0)} bytes.")
+    def over(cls, limit: int, reserved: int = 0) -> "PayloadTooLarge":
+        pending = (
+            f" ({reserved} bytes more are reserved by uploads in progress)" if reserved else ""
+        )
+        return cls(
+            f"The file does not fit in the remaining quota of {max(limit, 0)} bytes{pending}."
+        )
+
+
+class TooManyUploads(AppError):
+    """Too many uploads open at once: the caller finishes, aborts or waits out some first."""
+
+    status_code = 429
+    code = "too_many_uploads"
+    default_detail = "Too many uploads are open; finish or abort some first."
+
+    def __init__(self, detail: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(retry_after, 1))})
 
 
 class RangeNotSatisfiable(AppError):

@@ -3,8 +3,10 @@ and the outbox of object deletions.
 
 Lock order, for every transaction that takes several row locks: **files → uploads → users**.
 Deleting a file cascades (``SET NULL``) into its uploads, so a delete follows the same order;
-``users`` is always locked last (quota and cache generation). ``object_deletions`` rows are only
-inserted by those transactions and locked by the drain alone (``SKIP LOCKED``).
+``users`` is always locked last (quota, reservations and cache generation); the trigger that
+keeps a user's reservations updates the user after the upload row, in that order too.
+``object_deletions`` rows are only inserted by those transactions and locked by the drain
+alone (``SKIP LOCKED``).
 """
 
 import enum
@@ -48,6 +50,11 @@ class User(Base):
     generation: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Sum of the sizes of the user's confirmed files, kept in the confirming transaction (quota).
     used_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # What the user's pending uploads may still write, and how many are pending: sums over
+    # their uploads, kept by the ``uploads_reservation`` trigger (migration 0005), never by
+    # hand. The quota holds ``used_bytes + reserved_bytes``.
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    open_uploads: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -108,6 +115,9 @@ class Upload(Base):
     # API chose (unknown when the page chooses).
     multipart_upload_id: Mapped[str | None] = mapped_column(Text)
     part_size: Mapped[int | None] = mapped_column(BigInteger)
+    # While pending, the bytes this upload may write, held against the owner's quota; closing
+    # the upload (any status but pending) releases it.
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (
         Index("uploads_pending_expiry", "expires_at", postgresql_where=text("status = 'pending'")),
@@ -131,6 +141,8 @@ class ObjectDeletion(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     object_key: Mapped[str] = mapped_column(Text)
+    # A storage-side multipart upload of that key to abort as well (its parts are no object).
+    multipart_upload_id: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -6,7 +6,7 @@ import base64
 import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -243,7 +243,12 @@ class Storage:
         return stored["ETag"]
 
     async def put_stream(
-        self, key: str, chunks: AsyncIterator[bytes], content_type: str, limit: int
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        limit: int,
+        on_multipart: Callable[[str], Awaitable[None]] | None = None,
     ) -> ObjectInfo:
         """Store a stream under ``key`` in bounded memory; returns what was stored.
 
@@ -251,7 +256,8 @@ class Storage:
         upload, parts in flight while the next is read (``FILESTORE_S3_PARTS_IN_FLIGHT``).
         Past ``limit`` bytes the upload is aborted and ``LimitExceeded`` raised; an error from
         ``chunks`` aborts it too, so nothing is left behind. A part is the chunks read for it,
-        sent as they are: never copied into a buffer or joined.
+        sent as they are: never copied into a buffer or joined. ``on_multipart`` learns the
+        storage upload id before the first part is sent (a record that outlives this process).
         """
         part_size = self._settings.s3_part_size_bytes
         threshold = self._settings.s3_multipart_threshold_bytes
@@ -267,6 +273,8 @@ class Storage:
                 buffered += len(chunk)
                 if writer is None and buffered >= threshold:
                     writer = await _PartWriter.start(self, key, content_type)
+                    if on_multipart is not None:
+                        await on_multipart(writer.upload_id)
                 while writer is not None and buffered >= part_size:
                     # The last piece is cut (a view, no copy) where the part ends.
                     over = buffered - part_size
@@ -352,13 +360,16 @@ class Storage:
         )
         return PresignedPut(url, headers)
 
-    def presign_post(self, key: str, content_type: str, max_size: int) -> SignedPost:
+    def presign_post(
+        self, key: str, content_type: str, max_size: int, min_size: int = 1
+    ) -> SignedPost:
+        """A browser form upload of ``min_size..max_size`` bytes (storage refuses others)."""
         return self._signer.presign_post(
             self.bucket,
             key,
             self._settings.upload_url_ttl_seconds,
             fields={"Content-Type": content_type},
-            conditions=[["content-length-range", 1, max_size]],
+            conditions=[["content-length-range", min_size, max_size]],
         )
 
     async def list_objects(self, prefix: str, start_after: str | None, limit: int) -> ObjectPage:
@@ -570,6 +581,10 @@ class _PartWriter:
         self._in_flight: collections.deque[asyncio.Task[None]] = collections.deque()
         self._parts: list[CompletedPartTypeDef] = []
         self._sent = 0  # parts handed to a task: the next one's number follows
+
+    @property
+    def upload_id(self) -> str:
+        return self._upload_id
 
     @classmethod
     async def start(cls, storage: Storage, key: str, content_type: str) -> "_PartWriter":

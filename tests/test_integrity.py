@@ -57,7 +57,8 @@ async def scalar(app: FastAPI, query: Any) -> Any:
 
 async def assert_consistent(app: FastAPI, bucket: Bucket, account: Account) -> None:
     """Record and storage agree: every file's object exists with its size and etag, the
-    quota counts exactly their sizes, and (once the outbox is drained) nothing else is stored."""
+    quota counts exactly their sizes, the reservations exactly the pending uploads', and (once
+    the outbox is drained) nothing else is stored."""
     async with app.state.sessionmaker() as session:
         files = (
             (await session.execute(select(File).where(File.object_key.is_not(None))))
@@ -68,6 +69,19 @@ async def assert_consistent(app: FastAPI, bucket: Bucket, account: Account) -> N
             await session.execute(select(User.used_bytes).where(User.id == account.id))
         ).scalar_one()
         outbox = (await session.execute(select(func.count(ObjectDeletion.id)))).scalar_one()
+        reserved = (
+            await session.execute(
+                select(User.reserved_bytes, User.open_uploads).where(User.id == account.id)
+            )
+        ).one()
+        pending = (
+            await session.execute(
+                select(func.coalesce(func.sum(Upload.reserved_bytes), 0), func.count()).where(
+                    Upload.owner_id == account.id, Upload.status == UploadStatus.pending
+                )
+            )
+        ).one()
+    assert tuple(reserved) == tuple(pending)
     assert outbox == 0
     for file in files:
         assert file.object_key is not None

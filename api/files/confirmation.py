@@ -48,18 +48,30 @@ class Confirmation:
 
 
 def _violation(
-    info: ObjectInfo, upload: Upload, used: int, file: File, settings: Settings
+    info: ObjectInfo, upload: Upload, held: tuple[int, int], file: File, settings: Settings
 ) -> tuple[RejectReason, str] | None:
-    """Why the object may not become the file's content: a reason class and the reason."""
+    """Why the object may not become the file's content: a reason class and the reason.
+
+    ``held`` is the owner's stored and reserved bytes. Once confirmed, the object replaces the
+    file's content and the upload's reservation is released: what is left must fit the quota.
+    """
     if info.size == 0:
         return "empty", "empty object"
     if info.size > settings.max_upload_bytes:
         return "size", f"size {info.size} exceeds the upload limit {settings.max_upload_bytes}"
-    if upload.declared_size is not None and info.size > upload.declared_size:
-        return "declared_size", f"size {info.size} exceeds the declared size {upload.declared_size}"
+    if upload.declared_size is not None and info.size != upload.declared_size:
+        return (
+            "declared_size",
+            f"size {info.size} differs from the declared size {upload.declared_size}",
+        )
+    reservation = upload.reserved_bytes if upload.status == UploadStatus.pending else 0
+    if upload.status == UploadStatus.pending and info.size > reservation:
+        return "quota", f"size {info.size} exceeds the {reservation} bytes reserved for it"
     if upload.sha256 is not None and info.sha256 is not None and info.sha256 != upload.sha256:
         return "checksum", "the object's SHA-256 differs from the declared one"
-    if used - (file.size or 0) + info.size > settings.user_quota_bytes:
+    used, reserved = held
+    replaced = file.size or 0
+    if used - replaced + info.size + reserved - reservation > settings.user_quota_bytes:
         return "quota", f"size {info.size} exceeds the remaining quota"
     return None
 
@@ -156,11 +168,11 @@ async def confirm_upload(
         metrics.upload_rejected(session, "file_deleted")
         await outbox.add(object_key, "its file was deleted")
         return Confirmation("rejected", upload)
-    used = await files.lock_used_bytes()
+    held = await files.lock_used_bytes()
     now = datetime.now(UTC)
     ids = {"upload_id": str(upload.id), "file_id": str(file.id), "object_key": object_key}
 
-    violation = _violation(info, upload, used, file, settings)
+    violation = _violation(info, upload, held, file, settings)
     if violation is not None:
         await _reject(files, upload, file, violation, is_current=is_current)
         log.warning("upload rejected", extra={**ids, "reason": upload.reason, "size": info.size})

@@ -40,9 +40,12 @@ async def issue_upload(
 ) -> PendingFile:
     """Record a pending upload and sign a PUT and a browser POST for it.
 
-    Limits are checked before anything is signed; the signatures pin the content type, and the
-    declared size and checksum when given, so storage itself refuses anything else. A POST
-    policy cannot pin a checksum, so an intent with ``sha256`` gets the PUT alone.
+    Limits are checked and the bytes reserved before anything is signed; the signatures pin
+    the content type, and the declared size and checksum when given, so storage itself refuses
+    anything else. The POST policy's size range is the declared size, else the reservation;
+    a PUT without a declared size cannot be bounded by storage, and what it writes past its
+    reservation is rejected at confirmation. A POST policy cannot pin a checksum, so an intent
+    with ``sha256`` gets the PUT alone.
     """
     path, name = file_path(intent.path, intent.name)
     content_type = intent.content_type or guess_content_type(name)
@@ -51,7 +54,7 @@ async def issue_upload(
     if intent.size is not None and intent.size > MAX_SINGLE_PUT_BYTES:
         raise ValidationFailed("size: a single PUT is at most 5 GiB; use a multipart upload")
     url_expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
-    file, upload, room = await open_direct_upload(
+    file, upload, reserved = await open_direct_upload(
         session,
         storage,
         settings,
@@ -60,14 +63,17 @@ async def issue_upload(
         url_expires_at,
         declared_size=intent.size,
         sha256=intent.sha256,
+        reserve=min(settings.undeclared_upload_reservation_bytes, MAX_SINGLE_PUT_BYTES),
     )
     upload_id, object_key = upload.id, upload.object_key
     checksum = base64.b64encode(bytes.fromhex(intent.sha256)).decode() if intent.sha256 else None
     put = storage.presign_put(object_key, content_type, intent.size, checksum)
     post = None
     if checksum is None:
-        max_size = intent.size or min(settings.max_upload_bytes, room, MAX_SINGLE_PUT_BYTES)
-        signed_post = storage.presign_post(object_key, content_type, max_size)
+        # A declared size is exact; without one the form may carry what is reserved.
+        max_size = min(settings.max_upload_bytes, reserved, MAX_SINGLE_PUT_BYTES)
+        min_size = intent.size or 1
+        signed_post = storage.presign_post(object_key, content_type, max_size, min_size)
         post = PresignedPostOut(url=signed_post.url, fields=signed_post.fields)
     log.info(
         "upload issued",
@@ -77,6 +83,7 @@ async def issue_upload(
             "upload_id": str(upload_id),
             "object_key": object_key,
             "declared_size": intent.size,
+            "reserved_bytes": reserved,
             "url": redact_url(put.url),
         },
     )

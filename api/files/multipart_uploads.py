@@ -339,11 +339,12 @@ async def abort_upload(
     user: User,
     upload_id: uuid.UUID,
     *,
-    in_storage: bool = True,
+    storage_abort_delay: float = 0,
 ) -> None:
     """Abort a pending direct upload of either kind: ``aborted``, its object (if any arrived)
-    to the outbox, its S3 multipart upload aborted (unless the client aborts it itself,
-    ``in_storage=False``: Uppy). Aborting twice is a no-op."""
+    to the outbox, its S3 multipart upload aborted now, or with ``storage_abort_delay`` by the
+    outbox that much later (Uppy aborts it itself with the URL we sign: the outbox makes sure,
+    after the parts in flight landed). Aborting twice is a no-op."""
     found = await FileRepository(session, user.id).get_upload(upload_id)
     if found is None:
         raise UploadNotFound()
@@ -360,10 +361,15 @@ async def abort_upload(
     metrics.upload_aborted(session)
     upload.completed_at = datetime.now(UTC)
     await session.flush()
-    await Outbox(session).add(upload.object_key, "upload aborted")
+    await Outbox(session).add(
+        upload.object_key,
+        "upload aborted",
+        multipart_upload_id=upload.multipart_upload_id,
+        delay_seconds=storage_abort_delay,
+    )
     if file is not None:
         await files.delete_if_empty(file.id)
-    if in_storage and upload.multipart_upload_id is not None:
+    if not storage_abort_delay and upload.multipart_upload_id is not None:
         # Before the commit: if storage is down the request fails and nothing changes.
         await storage.abort_multipart_upload(upload.object_key, upload.multipart_upload_id)
     log.info(

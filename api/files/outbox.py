@@ -1,7 +1,8 @@
 """The object-deletion outbox: garbage recorded in the transaction that made it, drained later.
 
 A transaction that unreferences an object (replaced, rejected, deleted, late, failed) inserts
-its key here before it commits; the worker's drain deletes the objects and the rows. Nothing
+its key here before it commits, with the storage-side multipart upload of that key if one may
+be open (aborted first); the worker's drain deletes the objects and the rows. Nothing
 that matters waits in Redis or in an after-commit callback, so a lost queue or a process killed
 between commit and enqueue loses no deletion. Deleting an object twice is harmless, so rows are
 claimed with ``SKIP LOCKED`` and several workers can drain at once.
@@ -9,7 +10,7 @@ claimed with ``SKIP LOCKED`` and several workers can drain at once.
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, select, update
@@ -29,16 +30,46 @@ class Outbox:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, object_key: str, reason: str) -> None:
-        """Record that ``object_key`` must go once this transaction commits."""
-        await self.session.execute(
-            insert(ObjectDeletion).values(object_key=object_key, reason=reason)
+    async def add(
+        self,
+        object_key: str,
+        reason: str,
+        *,
+        multipart_upload_id: str | None = None,
+        delay_seconds: float = 0,
+    ) -> None:
+        """Record that ``object_key`` (and the storage multipart upload ``multipart_upload_id``
+        of it, if any) must go once this transaction commits, ``delay_seconds`` later."""
+        values: dict[str, object] = {
+            "object_key": object_key,
+            "reason": reason,
+            "multipart_upload_id": multipart_upload_id,
+        }
+        if delay_seconds:
+            values["not_before"] = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay_seconds)
+        await self.session.execute(insert(ObjectDeletion).values(**values))
+        log.info(
+            "object deletion recorded",
+            extra={
+                "object_key": object_key,
+                "reason": reason,
+                "multipart": multipart_upload_id is not None,
+            },
         )
-        log.info("object deletion recorded", extra={"object_key": object_key, "reason": reason})
 
-    async def add_many(self, object_keys: Sequence[str], reason: str) -> None:
+    async def add_many(
+        self,
+        object_keys: Sequence[str],
+        reason: str,
+        multipart_upload_ids: Mapping[str, str] | None = None,
+    ) -> None:
+        """Several keys, each with its multipart upload id if ``multipart_upload_ids`` has one."""
         if object_keys:
-            rows = [{"object_key": key, "reason": reason} for key in object_keys]
+            ids = multipart_upload_ids or {}
+            rows = [
+                {"object_key": key, "reason": reason, "multipart_upload_id": ids.get(key)}
+                for key in object_keys
+            ]
             await self.session.execute(insert(ObjectDeletion), rows)
             log.info("object deletions recorded", extra={"count": len(rows), "reason": reason})
 
@@ -71,6 +102,14 @@ class Outbox:
         return delay
 
 
+async def _delete(storage: Storage, row: ObjectDeletion) -> None:
+    """The row's multipart upload first (no part may complete into the object after it is
+    deleted), then the object; both are no-ops when already gone."""
+    if row.multipart_upload_id is not None:
+        await storage.abort_multipart_upload(row.object_key, row.multipart_upload_id)
+    await storage.delete(row.object_key)
+
+
 @dataclass(frozen=True, slots=True)
 class DrainResult:
     deleted: int
@@ -80,9 +119,7 @@ class DrainResult:
 async def _drain_batch(session: AsyncSession, storage: Storage, limit: int) -> DrainResult:
     outbox = Outbox(session)
     rows = await outbox.claim(limit)
-    results = await asyncio.gather(
-        *(storage.delete(row.object_key) for row in rows), return_exceptions=True
-    )
+    results = await asyncio.gather(*(_delete(storage, row) for row in rows), return_exceptions=True)
     done: list[int] = []
     deferred = 0
     for row, result in zip(rows, results, strict=True):
@@ -90,7 +127,11 @@ async def _drain_batch(session: AsyncSession, storage: Storage, limit: int) -> D
             done.append(row.id)
             log.info(
                 "object deleted",
-                extra={"object_key": row.object_key, "reason": row.reason},
+                extra={
+                    "object_key": row.object_key,
+                    "reason": row.reason,
+                    "multipart_aborted": row.multipart_upload_id is not None,
+                },
             )
             continue
         if not isinstance(result, Exception):

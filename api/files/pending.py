@@ -4,10 +4,11 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from api import metrics
 from api.config import Settings
-from api.errors import QuotaExceeded, Unauthorized
+from api.errors import QuotaExceeded, TooManyUploads, Unauthorized
 from api.files.repository import FileRepository
 from api.models import File, Upload, UploadKind
 from api.storage import Storage
@@ -25,10 +26,19 @@ async def open_upload(
     declared_size: int | None = None,
     sha256: str | None = None,
     kind: UploadKind = UploadKind.direct,
+    reserve: int | None = None,
 ) -> tuple[File, Upload, int]:
-    """Lock (or create) the file row and record a pending upload for it; returns the room
-    left in the quota, counting the bytes the upload would replace. Over quota, the caller's
-    rollback takes the upload back; an owner that does not exist is not authenticated."""
+    """Lock (or create) the file row, record a pending upload for it and reserve its bytes
+    against the quota; returns the bytes reserved. Over quota, or past the open uploads a user
+    may hold, the caller's rollback takes the upload back; an owner that does not exist is not
+    authenticated.
+
+    An upload reserves its declared size, all of it or nothing (413). One that declares no
+    size reserves ``reserve`` bytes (default ``undeclared_upload_reservation_bytes``), or what
+    the quota has left when that is less, and needs at least one byte of room. The bytes of
+    the content an upload would replace are not credited: storage holds both until the new
+    one is confirmed, and the quota bounds what storage holds.
+    """
     upload_id = uuid.uuid4()
     object_key = storage.object_key(files.owner_id, upload_id, proxied=kind == UploadKind.proxied)
     opened = await files.open_upload(
@@ -46,12 +56,25 @@ async def open_upload(
     )
     if opened is None:
         raise Unauthorized()
-    file, upload, used_bytes = opened
-    room = settings.user_quota_bytes - used_bytes + (file.size or 0)
-    if room <= 0 or (declared_size is not None and declared_size > room):
-        raise QuotaExceeded.over(room)
+    file, upload, _ = opened
+    wanted = declared_size
+    if wanted is None:
+        wanted = min(
+            reserve or settings.undeclared_upload_reservation_bytes, settings.max_upload_bytes
+        )
+    quota = settings.user_quota_bytes
+    grant = await files.reserve(upload.id, wanted, quota)
+    if grant.open_uploads > settings.max_open_uploads_per_user:
+        raise TooManyUploads(
+            f"You have {grant.open_uploads - 1} uploads open, the most allowed: finish, abort "
+            "or let some of them expire first.",
+            retry_after=settings.reconcile_interval_seconds,
+        )
+    if grant.reserved <= 0 or (declared_size is not None and grant.reserved < declared_size):
+        raise QuotaExceeded.over(grant.room(quota), reserved=grant.owner_reserved)
+    set_committed_value(upload, "reserved_bytes", grant.reserved)
     metrics.upload_issued(files.session, kind)
-    return file, upload, room
+    return file, upload, grant.reserved
 
 
 async def open_direct_upload(
@@ -64,6 +87,7 @@ async def open_direct_upload(
     *,
     declared_size: int | None = None,
     sha256: str | None = None,
+    reserve: int | None = None,
 ) -> tuple[File, Upload, int]:
     """A direct upload to ``target`` (path, name, content type): the client sends the bytes
     until ``url_expires_at``, and its row stays open a grace period longer for a slow PUT."""
@@ -78,4 +102,5 @@ async def open_direct_upload(
         expires_at=url_expires_at + timedelta(seconds=settings.upload_grace_seconds),
         declared_size=declared_size,
         sha256=sha256,
+        reserve=reserve,
     )

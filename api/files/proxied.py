@@ -77,6 +77,61 @@ async def _renewing_lease(
         yield chunk
 
 
+async def _reserving(
+    ctx: UploadContext,
+    owner_id: uuid.UUID,
+    upload_id: uuid.UUID,
+    reserved: int,
+    chunks: AsyncIterator[bytes],
+) -> AsyncIterator[bytes]:
+    """Pass ``chunks`` through, never past the upload's reservation: before a chunk would
+    cross it, the reservation grows by at least a part (what the quota has left), or the
+    upload stops with 413. Storage never holds more of it than was reserved."""
+    step = ctx.settings.s3_part_size_bytes
+    sent = 0
+    async for chunk in chunks:
+        sent += len(chunk)
+        if sent > reserved:
+            reserved = await _reserve_more(ctx, owner_id, upload_id, max(step, sent - reserved))
+            if sent > reserved:
+                raise QuotaExceeded(
+                    f"The file does not fit in the remaining quota of {reserved} bytes."
+                )
+        yield chunk
+
+
+async def _reserve_more(
+    ctx: UploadContext, owner_id: uuid.UUID, upload_id: uuid.UUID, wanted: int
+) -> int:
+    """Grow a pending upload's reservation by up to ``wanted``; returns the reservation."""
+
+    async def grow(session: AsyncSession) -> int:
+        upload = await UploadRepository(session).lock(upload_id)  # before its owner
+        if upload.status != UploadStatus.pending:
+            raise UploadClosed(f"The upload is {upload.status}.")
+        files = FileRepository(session, owner_id)
+        grant = await files.reserve(upload_id, wanted, ctx.settings.user_quota_bytes)
+        log.info(
+            "upload reservation grown",
+            extra={"upload_id": str(upload_id), "reserved_bytes": grant.reserved},
+        )
+        return grant.reserved
+
+    return await run_transaction(ctx.sessionmaker, grow, ctx.settings.transaction_retry_seconds)
+
+
+async def _record_multipart(
+    ctx: UploadContext, owner_id: uuid.UUID, upload_id: uuid.UUID, multipart_id: str
+) -> None:
+    """Keep the storage upload id on the row, so that if this process dies, reconcile aborts
+    it when the lease runs out instead of the sweep an hour later."""
+
+    async def record(session: AsyncSession) -> None:
+        await FileRepository(session, owner_id).record_multipart_id(upload_id, multipart_id)
+
+    await run_transaction(ctx.sessionmaker, record, ctx.settings.transaction_retry_seconds)
+
+
 async def _read_up_to_file(
     events: AsyncIterator[Event], query_path: str | None
 ) -> tuple[str, FilePart]:
@@ -110,7 +165,11 @@ def _one_path(form_path: str | None, query_path: str | None) -> str:
 
 
 async def upload_proxied(
-    ctx: UploadContext, owner_id: uuid.UUID, events: AsyncIterator[Event], query_path: str | None
+    ctx: UploadContext,
+    owner_id: uuid.UUID,
+    events: AsyncIterator[Event],
+    query_path: str | None,
+    body_length: int | None = None,
 ) -> File:
     """Stream a multipart upload to storage, then confirm it in this request.
 
@@ -118,6 +177,8 @@ async def upload_proxied(
     Whatever goes wrong after that, the upload ends ``failed`` and its object goes to the
     outbox; if even that cannot be recorded, the lease runs out and reconcile does it. Nothing
     but this request ever confirms it, so a failed upload never becomes content later.
+    The upload reserves the body's length (the file is no longer), or a part when the length
+    is unknown, and grows its reservation as it streams past it.
     """
     raw_path, part = await _read_up_to_file(events, query_path)
     path, name = file_path(raw_path, part.filename)
@@ -125,7 +186,7 @@ async def upload_proxied(
     settings = ctx.settings
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.proxied_upload_lease_seconds)
     async with ctx.sessionmaker() as session:
-        _, upload, room = await open_upload(
+        _, upload, reserved = await open_upload(
             FileRepository(session, owner_id),
             ctx.storage,
             settings,
@@ -134,6 +195,7 @@ async def upload_proxied(
             content_type=content_type,
             expires_at=expires_at,
             kind=UploadKind.proxied,
+            reserve=body_length or settings.s3_part_size_bytes,
         )
         await session.commit()
     upload_id, object_key = upload.id, upload.object_key
@@ -141,10 +203,16 @@ async def upload_proxied(
     async def confirm(session: AsyncSession) -> Confirmation:
         return await confirm_upload(session, ctx.storage, settings, object_key, stored=stored)
 
-    limit = min(settings.max_upload_bytes, room)
-    chunks = metrics.count_bytes(_renewing_lease(ctx, upload_id, _file_bytes(events)), "in")
+    async def record_multipart(multipart_id: str) -> None:
+        await _record_multipart(ctx, owner_id, upload_id, multipart_id)
+
+    limit = settings.max_upload_bytes
+    file_bytes = _reserving(ctx, owner_id, upload_id, reserved, _file_bytes(events))
+    chunks = metrics.count_bytes(_renewing_lease(ctx, upload_id, file_bytes), "in")
     try:
-        stored = await ctx.storage.put_stream(object_key, chunks, content_type, limit)
+        stored = await ctx.storage.put_stream(
+            object_key, chunks, content_type, limit, on_multipart=record_multipart
+        )
         if stored.size == 0:
             raise EmptyFile()
         retry_seconds = settings.transaction_retry_seconds
@@ -155,8 +223,7 @@ async def upload_proxied(
             return landed
         metrics.proxied_upload_failed(error)
         if isinstance(error, LimitExceeded):
-            over_quota = limit < settings.max_upload_bytes
-            raise (QuotaExceeded if over_quota else PayloadTooLarge).over(limit) from None
+            raise PayloadTooLarge.over(limit) from None
         raise
     if result.stored:
         assert result.file is not None
@@ -172,7 +239,7 @@ def _failure_reason(error: BaseException) -> str:
     if isinstance(error, AppError):
         return error.detail
     if isinstance(error, LimitExceeded):
-        return "larger than the upload limit or the remaining quota"
+        return "larger than the upload limit"
     return f"the upload was interrupted ({type(error).__name__})"
 
 

@@ -1,6 +1,7 @@
 """Reconcile: recover what notifications missed and close what nobody will finish."""
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -8,13 +9,29 @@ from api import metrics
 from api.config import Settings
 from api.db import run_transaction
 from api.files.confirmation import confirm_in_transaction
-from api.files.multipart_cleanup import abort_expired_multipart
 from api.files.outbox import Outbox
 from api.files.repository import UploadRepository
 from api.models import UploadKind, UploadStatus
-from api.storage import Storage
+from api.storage import MultipartGone, Storage
 
 log = logging.getLogger(__name__)
+
+
+async def _over_reservation(
+    storage: Storage, unsized: Sequence[tuple[str, str, int]]
+) -> dict[str, str]:
+    """Of the multipart uploads whose parts carry no length (Uppy's), those whose parts storage
+    holds passed their reservation, with the reason: the rejection that aborts them."""
+    over: dict[str, str] = {}
+    for object_key, multipart_upload_id, reserved in unsized:
+        try:
+            parts = await storage.list_parts(object_key, multipart_upload_id)
+        except MultipartGone:
+            continue
+        stored = sum(part.size for part in parts)
+        if stored > reserved:
+            over[object_key] = f"its parts hold {stored} bytes, past the {reserved} reserved for it"
+    return over
 
 
 async def reconcile_uploads(
@@ -27,18 +44,30 @@ async def reconcile_uploads(
     - a proxied upload whose lease ran out (its API process died) is failed;
     - a confirmed direct upload whose URL may still be used is re-checked: a changed etag is a
       new upload of the same key, confirmed (and checked against the limits) again.
-    Closed uploads' keys go to the outbox (a PUT may have raced the HEAD), an expired
-    multipart upload is aborted in storage, and file rows left without content or pending
-    upload are removed.
+    - a multipart upload whose parts carry no length (Uppy's) and passed its reservation is
+      rejected.
+    Closed uploads' keys go to the outbox (a PUT may have raced the HEAD), with their storage
+    multipart upload if they have one (the drain aborts it), and file rows left without content
+    or pending upload are removed.
     """
     counts = dict.fromkeys(
-        ("confirmed", "rechecked", "expired", "failed", "multipart_aborted", "files_removed"), 0
+        (
+            "confirmed",
+            "rechecked",
+            "expired",
+            "failed",
+            "over_reservation",
+            "multipart_aborted",
+            "files_removed",
+        ),
+        0,
     )
     async with sessionmaker() as session:
         uploads = UploadRepository(session)
         now = await uploads.now()
         pending = await uploads.pending(settings.reconcile_batch_size)
         confirmed = await uploads.recently_confirmed(settings.reconcile_batch_size)
+        unsized = await uploads.unsized_multipart(settings.reconcile_batch_size)
     to_expire: list[str] = []
     to_fail: list[str] = []
     for object_key, expires_at, kind in pending:
@@ -56,26 +85,37 @@ async def reconcile_uploads(
             await confirm_in_transaction(sessionmaker, storage, settings, object_key)
             counts["rechecked"] += 1
 
-    async def close(session: AsyncSession) -> tuple[list[str], list[str], dict[str, str]]:
+    over = await _over_reservation(storage, unsized)
+
+    async def close(session: AsyncSession) -> tuple[list[str], list[str], list[str], int]:
         uploads = UploadRepository(session)
         expired = await uploads.close_expired(to_expire, UploadStatus.expired, "never uploaded")
         failed = await uploads.close_expired(
             to_fail, UploadStatus.failed, "its API process stopped streaming it"
         )
-        await Outbox(session).add_many([*expired, *failed], "upload closed unfinished")
-        return expired, failed, await uploads.multipart_ids(expired)
+        rejected = await uploads.close_pending(over)
+        for _ in rejected:
+            metrics.upload_rejected(session, "quota")
+        closed = [*expired, *failed, *rejected]
+        multipart = await uploads.multipart_ids(closed)
+        await Outbox(session).add_many(closed, "upload closed unfinished", multipart)
+        return expired, failed, rejected, len(multipart)
 
     async def remove_contentless(session: AsyncSession) -> int:
         return await UploadRepository(session).remove_contentless_files()
 
-    if to_expire or to_fail:
-        expired, failed, multipart = await run_transaction(
+    if to_expire or to_fail or over:
+        expired, failed, rejected, multipart = await run_transaction(
             sessionmaker, close, settings.transaction_retry_seconds
         )
         counts["expired"], counts["failed"] = len(expired), len(failed)
+        counts["over_reservation"], counts["multipart_aborted"] = len(rejected), multipart
         metrics.uploads_expired(len(expired))
         metrics.uploads_failed("lease_expired", len(failed))
-        counts["multipart_aborted"] = await abort_expired_multipart(storage, multipart)
+        for object_key in rejected:
+            log.warning(
+                "upload rejected", extra={"object_key": object_key, "reason": over[object_key]}
+            )
     counts["files_removed"] = await run_transaction(
         sessionmaker, remove_contentless, settings.transaction_retry_seconds
     )

@@ -1,10 +1,11 @@
 """Every query on files and uploads, scoped to one owner: another user's file does not exist."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Executable, Text, bindparam, delete, func, select, update
+from sqlalchemy import BigInteger, Executable, Text, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -82,6 +83,43 @@ def _open_upload() -> Executable:
 
 _OPEN_UPLOAD = _open_upload()
 
+
+def _reserve() -> Executable:
+    """Grant a pending upload up to ``wanted`` more bytes of what its owner's quota has left,
+    with the owner's stored and reserved bytes before this grant and open uploads: one
+    statement, built once.
+
+    The owner is locked (``FOR NO KEY UPDATE`` returns the latest committed row, so concurrent
+    grants see each other) after the file and the upload, as the lock order says: the caller
+    holds the upload already (it is this transaction's own, or locked first). Not ``FOR
+    UPDATE``: that waits for the key-share locks concurrent inserts of the owner's files and
+    uploads hold (their foreign keys) while they wait for this one's lock: a deadlock. The
+    trigger adds the grant to the owner's ``reserved_bytes``.
+    """
+    owner = (
+        select(User.id, User.used_bytes, User.reserved_bytes, User.open_uploads)
+        .where(User.id == bindparam("owner"))
+        .with_for_update(key_share=True)
+        .cte("owner")
+    )
+    quota = bindparam("quota", type_=BigInteger())
+    room = func.greatest(quota - owner.c.used_bytes - owner.c.reserved_bytes, 0)
+    return (
+        update(Upload)
+        .where(Upload.id == bindparam("upload"), Upload.owner_id == owner.c.id)
+        .values(
+            reserved_bytes=Upload.reserved_bytes
+            + func.least(bindparam("wanted", type_=BigInteger()), room)
+        )
+        .returning(
+            Upload.reserved_bytes, owner.c.used_bytes, owner.c.reserved_bytes, owner.c.open_uploads
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+_RESERVE = _reserve()
+
 # The hot statements of confirmation, built once: building a select per call shows in profiles.
 _UPLOAD_BY_KEY = select(Upload).where(Upload.object_key == bindparam("object_key"))
 _UPLOAD_BY_KEY_LOCKING_FILE = (
@@ -103,7 +141,11 @@ _LOCK_UPLOAD = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-_LOCK_USED_BYTES = select(User.used_bytes).where(User.id == bindparam("owner_id")).with_for_update()
+_LOCK_USED_BYTES = (
+    select(User.used_bytes, User.reserved_bytes)
+    .where(User.id == bindparam("owner_id"))
+    .with_for_update(key_share=True)
+)
 # No User object is loaded where this runs: nothing in the session to synchronise.
 _ACCOUNT_CHANGE = (
     update(User)
@@ -121,6 +163,21 @@ _CONTENTLESS = File.object_key.is_(None) & ~(
     .where(Upload.file_id == File.id, Upload.status == UploadStatus.pending)
     .exists()
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a reservation got: the upload's reservation now, its owner's stored and reserved
+    bytes before this grant, and the owner's open uploads (this one included)."""
+
+    reserved: int
+    owner_used: int
+    owner_reserved: int
+    open_uploads: int
+
+    def room(self, quota: int) -> int:
+        """What the quota had left for this grant."""
+        return max(quota - self.owner_used - self.owner_reserved, 0)
 
 
 class FileRepository:
@@ -164,6 +221,12 @@ class FileRepository:
             return None
         file, opened, used_bytes = row
         return file, opened, int(used_bytes)
+
+    async def reserve(self, upload_id: uuid.UUID, wanted: int, quota: int) -> Grant:
+        """Add up to ``wanted`` bytes (what the quota has left) to an upload's reservation."""
+        values = {"upload": upload_id, "owner": self.owner_id, "wanted": wanted}
+        row = (await self.session.execute(_RESERVE, {**values, "quota": quota})).one()
+        return Grant(*(int(value) for value in row))
 
     async def holds(self, file_id: uuid.UUID, object_key: str, etag: str) -> bool:
         """Whether the file's content is already this object version (no lock taken)."""
@@ -210,9 +273,10 @@ class FileRepository:
         values = {"owner_id": self.owner_id, "size_delta": size_delta}
         await self.session.execute(_ACCOUNT_CHANGE, values)
 
-    async def lock_used_bytes(self) -> int:
-        used = await self.session.execute(_LOCK_USED_BYTES, {"owner_id": self.owner_id})
-        return int(used.scalar_one())
+    async def lock_used_bytes(self) -> tuple[int, int]:
+        """The owner's stored and reserved bytes, locked (last: files → uploads → users)."""
+        row = (await self.session.execute(_LOCK_USED_BYTES, {"owner_id": self.owner_id})).one()
+        return int(row.used_bytes), int(row.reserved_bytes)
 
 
 class UploadRepository:
@@ -292,6 +356,38 @@ class UploadRepository:
             .returning(Upload.object_key)
         )
         return list((await self.session.execute(statement)).scalars())
+
+    async def unsized_multipart(self, limit: int) -> Sequence[tuple[str, str, int]]:
+        """Pending multipart uploads whose parts the API did not size (Uppy's): key, storage
+        upload id and reservation."""
+        query = (
+            select(Upload.object_key, Upload.multipart_upload_id, Upload.reserved_bytes)
+            .where(
+                Upload.status == UploadStatus.pending,
+                Upload.multipart_upload_id.is_not(None),
+                Upload.part_size.is_(None),
+                Upload.kind == UploadKind.direct,
+            )
+            .order_by(Upload.expires_at)
+            .limit(limit)
+        )
+        return [
+            (key, upload_id or "", reserved)
+            for key, upload_id, reserved in await self.session.execute(query)
+        ]
+
+    async def close_pending(self, reasons: Mapping[str, str]) -> list[str]:
+        """Reject those of the uploads (object key → reason) still pending; returns their keys."""
+        closed: list[str] = []
+        for object_key, reason in reasons.items():
+            statement = (
+                update(Upload)
+                .where(Upload.object_key == object_key, Upload.status == UploadStatus.pending)
+                .values(status=UploadStatus.rejected, reason=reason, completed_at=func.now())
+                .returning(Upload.object_key)
+            )
+            closed.extend((await self.session.execute(statement)).scalars())
+        return closed
 
     async def multipart_ids(self, object_keys: Sequence[str]) -> dict[str, str]:
         """The S3 multipart upload ids recorded for those of ``object_keys`` that have one."""

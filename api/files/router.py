@@ -30,6 +30,7 @@ from api.errors import (
     PayloadTooLarge,
     QuotaExceeded,
     RangeNotSatisfiable,
+    TooManyUploads,
     Unauthorized,
     UploadClosed,
     UploadNotFound,
@@ -127,6 +128,7 @@ async def list_files(
         LengthRequired,
         PayloadTooLarge,
         QuotaExceeded,
+        TooManyUploads,
         UploadClosed,
         ValidationFailed,
     ),
@@ -170,7 +172,8 @@ async def upload(
         raise PayloadTooLarge()
     ctx = proxied.UploadContext(sessionmaker, storage, settings)
     events = read_multipart(request.stream(), boundary)
-    file = await proxied.upload_proxied(ctx, owner_id, events, path)
+    length = int(declared) if declared is not None and declared.isdigit() else None
+    file = await proxied.upload_proxied(ctx, owner_id, events, path, length)
     return StoredFile(**FileOut.of(file).model_dump())
 
 

@@ -18,8 +18,13 @@ client) shapes the rules:
 - Anything else, or another user's key, is a 404.
 
 A file's parts are signed one call each, one after another, so this stays cheap: one indexed
-lookup, no storage call, no rate limit. Limits and quota are enforced at confirmation (and by
+lookup, one ListParts, no rate limit. Limits and quota are enforced at confirmation (and by
 the POST policy), which the bucket notification feeds as for any direct upload.
+
+Quota: a file reserves its bytes when it starts (the page may pass ``size``, then exactly that;
+else ``FILESTORE_UNDECLARED_UPLOAD_RESERVATION_BYTES`` or what is left); PutObject's POST
+policy is bounded by the reservation, and a part is signed only while the parts storage holds
+leave room in it (one ListParts per part after the first).
 """
 
 import logging
@@ -30,16 +35,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.config import Settings
-from api.errors import UploadIdMismatch, UploadNotFound
+from api.errors import (
+    PayloadTooLarge,
+    QuotaExceeded,
+    UploadClosed,
+    UploadIdMismatch,
+    UploadNotFound,
+    ValidationFailed,
+)
 from api.files import multipart_uploads
 from api.files.content import guess_content_type
 from api.files.pending import open_direct_upload
 from api.files.repository import FileRepository
-from api.files.schemas import MAX_PARTS, MAX_SINGLE_PUT_BYTES
+from api.files.schemas import MAX_PARTS, MAX_SINGLE_PUT_BYTES, MIN_PART_SIZE
 from api.media_types import is_media_type
 from api.models import Upload, UploadKind, UploadStatus, User
 from api.paths import file_path
-from api.storage import Storage
+from api.storage import MultipartGone, Storage
 
 __all__ = ["SignRequestIn", "SignedRequestOut", "sign_request"]
 
@@ -62,6 +74,13 @@ class SignRequestIn(BaseModel):
     partNumber: int | None = Field(default=None, ge=1, le=MAX_PARTS)  # noqa: N815
     contentType: str | None = Field(default=None, max_length=1024)  # noqa: N815
     expiresIn: int | None = Field(default=None, ge=1)  # noqa: N815
+    size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Not Uppy's: the file's size, when the page knows it (PutObject, "
+        "CreateMultipartUpload). Given, it is reserved exactly and pinned; without it the upload "
+        "reserves FILESTORE_UNDECLARED_UPLOAD_RESERVATION_BYTES (or what the quota has left).",
+    )
 
 
 class SignedRequestOut(BaseModel):
@@ -71,6 +90,31 @@ class SignedRequestOut(BaseModel):
     fields: dict[str, str] | None = Field(
         default=None, description="A POST policy (PutObject): upload as a form to ``url``."
     )
+
+
+async def _within_reservation(storage: Storage, upload: Upload, number: int) -> None:
+    """Sign part ``number`` only while the upload's reservation has room for it: the parts
+    before it are 5 MiB at least, and the parts storage holds (another part of that number
+    aside, which this one replaces) must leave room. Uppy's part URLs carry no length, so a
+    part in flight may still pass it; reconcile aborts an upload whose parts did."""
+    reserved = upload.reserved_bytes
+    if (number - 1) * MIN_PART_SIZE >= reserved:
+        raise QuotaExceeded(
+            f"Part {number} cannot fit: the upload reserved {reserved} bytes, and every part "
+            f"but the last is {MIN_PART_SIZE} bytes at least."
+        )
+    if number == 1 or upload.multipart_upload_id is None:
+        return
+    try:
+        parts = await storage.list_parts(upload.object_key, upload.multipart_upload_id)
+    except MultipartGone:
+        raise UploadClosed("Storage no longer holds this multipart upload.") from None
+    stored = sum(part.size for part in parts if part.number != number)
+    if stored >= reserved:
+        raise QuotaExceeded(
+            f"The upload's parts hold {stored} bytes of the {reserved} reserved for it: "
+            "no room for another part."
+        )
 
 
 def _not_signed(request: SignRequestIn) -> UploadNotFound:
@@ -93,7 +137,9 @@ async def sign_request(
         if request.method == "POST":
             return await _create_multipart(session, storage, settings, user, request)
         raise _not_signed(request)
-    return await _in_upload(session, storage, user, request)
+    if request.size is not None:
+        raise ValidationFailed("size: only PutObject and CreateMultipartUpload take a size")
+    return await _in_upload(session, storage, settings, user, request)
 
 
 async def _open(
@@ -107,8 +153,22 @@ async def _open(
 ) -> tuple[Upload, int, str]:
     path, name = file_path(request.key, None)
     chosen = content_type or guess_content_type(name)
-    file, upload, room = await open_direct_upload(
-        session, storage, settings, user.id, (path, name, chosen), expires_at
+    if request.size is not None and request.size > settings.max_upload_bytes:
+        raise PayloadTooLarge.over(settings.max_upload_bytes)
+    single = request.method == "PUT"
+    if single and request.size is not None and request.size > MAX_SINGLE_PUT_BYTES:
+        raise ValidationFailed("size: a PutObject is at most 5 GiB; use a multipart upload")
+    file, upload, reserved = await open_direct_upload(
+        session,
+        storage,
+        settings,
+        user.id,
+        (path, name, chosen),
+        expires_at,
+        declared_size=request.size,
+        reserve=min(settings.undeclared_upload_reservation_bytes, MAX_SINGLE_PUT_BYTES)
+        if single
+        else None,
     )
     if content_type is None:
         # Uppy sends the type to storage itself: confirmation takes the one storage keeps.
@@ -121,10 +181,12 @@ async def _open(
             "file_id": str(file.id),
             "upload_id": str(upload.id),
             "object_key": upload.object_key,
-            "operation": "PutObject" if request.method == "PUT" else "CreateMultipartUpload",
+            "operation": "PutObject" if single else "CreateMultipartUpload",
+            "declared_size": request.size,
+            "reserved_bytes": reserved,
         },
     )
-    return upload, room, chosen
+    return upload, reserved, chosen
 
 
 async def _put_object(
@@ -135,12 +197,11 @@ async def _put_object(
     if content_type is not None and not is_media_type(content_type):
         content_type = None
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
-    upload, room, chosen = await _open(
+    upload, reserved, chosen = await _open(
         session, storage, settings, user, request, content_type, expires_at
     )
     upload.content_type = chosen
-    max_size = min(settings.max_upload_bytes, room, MAX_SINGLE_PUT_BYTES)
-    post = storage.presign_post(upload.object_key, chosen, max_size)
+    post = storage.presign_post(upload.object_key, chosen, reserved, request.size or 1)
     return SignedRequestOut(url=post.url, key=upload.object_key, fields=post.fields)
 
 
@@ -154,7 +215,11 @@ async def _create_multipart(
 
 
 async def _in_upload(
-    session: AsyncSession, storage: Storage, user: User, request: SignRequestIn
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    user: User,
+    request: SignRequestIn,
 ) -> SignedRequestOut:
     assert request.uploadId is not None
     files = FileRepository(session, user.id)
@@ -191,10 +256,13 @@ async def _in_upload(
             )
     params = {"uploadId": request.uploadId}
     if request.partNumber is not None:
+        await _within_reservation(storage, upload, request.partNumber)
         params["partNumber"] = str(request.partNumber)
     url = storage.presign_request(request.method, upload.object_key, params)
     if request.method == "DELETE" and not retried_abort:
-        await multipart_uploads.abort_upload(session, storage, user, upload.id, in_storage=False)
+        await multipart_uploads.abort_upload(
+            session, storage, user, upload.id, storage_abort_delay=settings.upload_grace_seconds
+        )
     if request.method != "PUT":
         log.info(
             "uppy request signed",

@@ -58,15 +58,27 @@ function folder() {
 // What the test (and a curious reader) can inspect.
 window.filestore = { results: [], errors: [], parts: {}, showFiles };
 
+// Each target path's file size, from generateObjectKey to the sign request that starts it.
+const sizes = new Map();
+
 function startUppy() {
   const uppy = new Uppy({ autoProceed: true })
     .use(Dashboard, { inline: true, target: "#uppy", height: 360, proudlyDisplayPoweredByUppy: false })
     .use(AwsS3, {
       // Uppy's default key (<uuid>-<name>) is not a path: the API reads the key as the target.
-      generateObjectKey: (file) => `${folder()}${file.name}`,
+      // Its sign requests carry no size; the page remembers each file's, so that the API
+      // reserves exactly that much of the quota (and pins a PutObject to it).
+      generateObjectKey: (file) => {
+        const key = `${folder()}${file.name}`;
+        sizes.set(key, file.size);
+        return key;
+      },
       // One API call per S3 request; the answer is {url, key?, fields?}.
-      signRequest: (request) =>
-        call("/files/uploads/sign", { method: "POST", body: JSON.stringify(request) }),
+      signRequest: (request) => {
+        const starts = !request.uploadId && sizes.get(request.key) > 0;
+        const body = starts ? { ...request, size: sizes.get(request.key) } : request;
+        return call("/files/uploads/sign", { method: "POST", body: JSON.stringify(body) });
+      },
     });
   uppy.on("upload-success", (file, response) => {
     window.filestore.results.push({ name: file.name, size: file.size, key: response.body?.key });
