@@ -2,7 +2,7 @@
 UV := $(shell ./scripts/ensure-uv.sh)
 RUN := $(UV) run --frozen
 
-.PHONY: run test lint sync bench bench-smoke soak browser
+.PHONY: run test lint sync bench bench-smoke soak browser quota-repro
 
 sync:
 	$(UV) sync --frozen
@@ -36,3 +36,7 @@ bench-smoke: sync
 # report; non-zero on any violation. QUICK=1 (CI) takes under 3 minutes, the full run 10 of load.
 soak: sync
 	QUICK=$(QUICK) $(RUN) python -m soak.run
+
+# The audit's quota repros (issue 17) against a stack of their own with a 1 MiB quota.
+quota-repro: sync
+	$(RUN) python -m bench.quota_repro

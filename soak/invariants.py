@@ -84,6 +84,13 @@ async def check_state(stack: Stack, quota: int) -> tuple[list[Violation], dict[s
             " FROM users u LEFT JOIN files f ON f.owner_id = u.id"
             " GROUP BY u.id, u.login, u.used_bytes ORDER BY u.login"
         )
+        reservations = await connection.fetch(
+            "SELECT u.login, u.reserved_bytes, u.open_uploads,"
+            " COALESCE(SUM(p.reserved_bytes), 0)::bigint AS pending_bytes,"
+            " COUNT(p.id) AS pending_count"
+            " FROM users u LEFT JOIN uploads p ON p.owner_id = u.id AND p.status = 'pending'"
+            " GROUP BY u.id, u.login ORDER BY u.login"
+        )
         outbox_missing = None
         outbox: list[asyncpg.Record] = []
         try:
@@ -136,6 +143,11 @@ async def check_state(stack: Stack, quota: int) -> tuple[list[Violation], dict[s
         for r in usage
         if r["used_bytes"] != r["actual"]
     ]
+    wrong_reservations = [
+        dict(r)
+        for r in reservations
+        if (r["reserved_bytes"], r["open_uploads"]) != (r["pending_bytes"], r["pending_count"])
+    ]
     over_quota = [
         {"login": r["login"], "sum_of_sizes": r["actual"], "quota": quota}
         for r in usage
@@ -148,6 +160,9 @@ async def check_state(stack: Stack, quota: int) -> tuple[list[Violation], dict[s
         Violation.of("orphan object older than the sweep grace", orphans),
         Violation.of("used_bytes differs from the sum of file sizes", wrong_usage),
         Violation.of("user over quota", over_quota),
+        Violation.of(
+            "reserved_bytes or open_uploads differ from the pending uploads'", wrong_reservations
+        ),
         Violation.of(
             "upload pending past expires_at + grace",
             [dict(r) for r in stale],
