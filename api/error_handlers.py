@@ -27,7 +27,7 @@ from api.errors import (
     StorageUnavailable,
     ValidationFailed,
 )
-from api.transient import Backend, classify
+from api.transient import NO_SUCH_BUCKET, Backend, classify, storage_fields
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,13 @@ def as_app_error(exc: Exception, request: Request) -> AppError:
     backend = classify(exc)
     if backend is not None:
         unavailable = UNAVAILABLE[backend]()
-        log.error(
-            "backing service unavailable", extra={"error": repr(exc), "code": unavailable.code}
-        )
+        fields = storage_fields(exc) if backend is Backend.storage else {}
+        missing_bucket = fields.get("s3_code") == NO_SUCH_BUCKET
+        settings = getattr(request.app.state, "settings", None)
+        if missing_bucket and settings is not None:
+            fields.setdefault("bucket", settings.s3_bucket)  # storage's answer did not name it
+        message = "storage bucket missing" if missing_bucket else "backing service unavailable"
+        log.error(message, extra={"error": repr(exc), "code": unavailable.code, **fields})
         return unavailable
     log.exception("unhandled error", extra={"path": request.url.path})
     return InternalError()

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
 
+from api.browser_security import SecurityHeadersMiddleware
 from api.cache import Cache
 from api.config import Settings, get_settings
 from api.cors import install_cors
@@ -60,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Authenticates users, signs S3 URLs and keeps file metadata.",
         lifespan=lifespan,
-        swagger_ui_parameters={"persistAuthorization": True},
+        # Not persisted: Swagger UI would keep the token in this origin's localStorage.
+        swagger_ui_parameters={"persistAuthorization": False},
         docs_url=None,  # served from the project's own copy by api.pages (no CDN)
         redoc_url=None,
     )
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         streaming_paths=frozenset({f"{API_PREFIX}/files/upload"}),
     )
     install_cors(app, settings)  # inside the request context: preflights get an id too
+    app.add_middleware(SecurityHeadersMiddleware)  # preflights and errors carry them too
     app.add_middleware(RequestContextMiddleware)
     metrics_http.install(app, settings)
     v1 = APIRouter(prefix=API_PREFIX)
@@ -82,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1)
     app.include_router(liveness_router)
     app.include_router(readiness_router)
-    install_pages(app)
+    install_pages(app, settings)
     return app
 
 

@@ -2,7 +2,8 @@
 
 Swagger UI and ReDoc come from the ``fastapi-offline`` wheel and are served here (no CDN), so
 ``/docs`` and ``/redoc`` work on a machine without internet. The page (``api/web/``) is plain
-HTML and JavaScript, no build step.
+HTML and JavaScript, no build step. Each page carries its Content-Security-Policy
+(``api.browser_security``).
 """
 
 import functools
@@ -19,17 +20,13 @@ from fastapi.openapi.docs import (
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.browser_security import CSP, docs_policy, inline_script_hashes, page_policy
+from api.config import Settings
+
 DOCS_ASSETS = "/static/docs"
 WEB_ASSETS = "/static/web"
 WEB_DIR = Path(__file__).resolve().parent / "web"
 OAUTH2_REDIRECT = "/docs/oauth2-redirect"
-# The docs may only load what this host serves: ReDoc's sidebar links a logo on a CDN, which
-# the browser then refuses without asking the network. Inline code: Swagger UI's start script
-# and both bundles' styles; ReDoc runs a worker from a blob.
-DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' blob:; worker-src 'self' blob:; "
-    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'"
-)
 
 
 REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
@@ -46,7 +43,15 @@ def _redoc_bundle() -> bytes:
     return bundle.replace(REDOC_LOGO, f"{DOCS_ASSETS}/favicon.png".encode())
 
 
-def install_pages(app: FastAPI) -> None:
+def _with_policy(page: HTMLResponse, settings: Settings) -> HTMLResponse:
+    """The docs page under ``docs_policy``, its own inline scripts allowed by hash. The docs
+    may only load what this host serves: ReDoc's sidebar logo on a CDN is pointed at our
+    favicon, and anything else is refused without asking the network."""
+    page.headers[CSP] = docs_policy(settings, inline_script_hashes(bytes(page.body)))
+    return page
+
+
+def install_pages(app: FastAPI, settings: Settings) -> None:
     """``/`` (the web page), ``/docs`` (Swagger UI), ``/redoc``, and their assets. The app
     must be created with ``docs_url=None, redoc_url=None`` so FastAPI's CDN pages stay out."""
     openapi_url = app.openapi_url or "/openapi.json"
@@ -75,12 +80,11 @@ def install_pages(app: FastAPI) -> None:
             oauth2_redirect_url=OAUTH2_REDIRECT,
             swagger_ui_parameters=parameters,
         )
-        page.headers["Content-Security-Policy"] = DOCS_POLICY
-        return page
+        return _with_policy(page, settings)
 
     @app.get(OAUTH2_REDIRECT, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+        return _with_policy(get_swagger_ui_oauth2_redirect_html(), settings)
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
@@ -91,9 +95,10 @@ def install_pages(app: FastAPI) -> None:
             redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
             with_google_fonts=False,
         )
-        page.headers["Content-Security-Policy"] = DOCS_POLICY
-        return page
+        return _with_policy(page, settings)
+
+    web_headers = {"Cache-Control": "no-cache", CSP: page_policy(settings)}
 
     @app.get("/", include_in_schema=False)
     async def web_page() -> FileResponse:
-        return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+        return FileResponse(WEB_DIR / "index.html", headers=web_headers)

@@ -28,6 +28,8 @@ URL_TTL_SECONDS = 300
 WHOLE_BODY_BYTES = 1024 * 1024
 _CODE = re.compile(r"<Code>([^<]*)</Code>")
 _MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
+_BUCKET = re.compile(r"<BucketName>([^<]*)</BucketName>")
+MISSING_BUCKET_MESSAGE = "The specified bucket does not exist"
 
 Piece = bytes | memoryview
 Body = bytes | Sequence[Piece]
@@ -128,15 +130,26 @@ class S3Requests:
         raise AssertionError("unreachable")
 
 
+def no_such_bucket(operation: str, bucket: str) -> ClientError:
+    """The refusal S3 sends for a bucket it does not have, for an answer that cannot say so
+    itself (a HEAD's 404 has no body)."""
+    body = f"<Code>NoSuchBucket</Code><Message>{MISSING_BUCKET_MESSAGE}</Message>"
+    return _client_error(operation, 404, f"{body}<BucketName>{bucket}</BucketName>")
+
+
 def _client_error(operation: str, status: int, body: str) -> ClientError:
     code = _CODE.search(body)
     message = _MESSAGE.search(body)
+    error: dict[str, str] = {
+        "Code": code.group(1) if code else str(status),
+        "Message": message.group(1) if message else "",
+    }
+    bucket = _BUCKET.search(body)
+    if bucket:
+        error["BucketName"] = bucket.group(1)  # as botocore parses it
     return ClientError(
         {
-            "Error": {
-                "Code": code.group(1) if code else str(status),
-                "Message": message.group(1) if message else "",
-            },
+            "Error": error,  # type: ignore[typeddict-item]
             "ResponseMetadata": {
                 "HTTPStatusCode": status,
                 "HTTPHeaders": {},

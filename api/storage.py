@@ -18,7 +18,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.config import Settings
-from api.s3_requests import MAX_ATTEMPTS, Piece, S3Requests
+from api.s3_requests import MAX_ATTEMPTS, Piece, S3Requests, no_such_bucket
 from api.signer import SignedPost, SigV4Presigner
 
 if TYPE_CHECKING:
@@ -204,7 +204,12 @@ class Storage:
         return f"{self._settings.s3_key_prefix}/{owner_id}/{name}"
 
     async def ping(self) -> None:
-        await self._client.head_bucket(Bucket=self.bucket)
+        try:
+            await self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as error:
+            if is_missing(error):  # a HEAD's 404 has no body to say which bucket
+                raise no_such_bucket("HeadBucket", self.bucket) from None
+            raise
 
     async def ensure_bucket(self) -> None:
         try:
@@ -218,15 +223,25 @@ class Storage:
                     raise
 
     async def head(self, key: str) -> ObjectInfo | None:
+        """The object's facts; ``None`` when the bucket holds no such object.
+
+        A HEAD's 404 has no body: the object is missing, or the whole bucket is. A HeadBucket
+        tells them apart (one more request per miss), so a missing bucket fails as the outage
+        it is (``api.transient``) and is never read as "never uploaded": reconcile would close
+        every pending upload."""
         if self._requests is not None:
             found = await self._requests.head(key)
-            return None if found is None else ObjectInfo.of(found)
+            if found is None:
+                await self.ping()
+                return None
+            return ObjectInfo.of(found)
         try:
             response = await self._client.head_object(
                 Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"
             )
         except ClientError as error:
             if is_missing(error):
+                await self.ping()
                 return None
             raise
         return ObjectInfo.of(response)

@@ -2,8 +2,9 @@
 
 A failure is transient when trying again later can succeed without anything changing on our
 side: a backing service down or restarting, a dropped connection, a deadlock or serialization
-failure (PostgreSQL aborted one transaction so another could go on), storage's 5xx or throttle.
-Everything else (a constraint violation, a 4xx from storage, a bug) is permanent.
+failure (PostgreSQL aborted one transaction so another could go on), storage's 5xx or throttle,
+storage without our bucket. Everything else (a constraint violation, any other 4xx from storage,
+a bug) is permanent.
 """
 
 import enum
@@ -37,8 +38,19 @@ RETRYABLE_SQLSTATES = frozenset(
     }
 )
 RETRYABLE_SQLSTATE_CLASSES = ("08", "53")  # connection exception, insufficient resources
+# A missing bucket (deleted, not created yet, a wrong FILESTORE_S3_BUCKET) is an outage of
+# storage as far as a request can tell: nothing in it can fix that, and the same request works
+# once the bucket is there (``/readyz`` fails meanwhile). Not a 500, and not a job's last try.
+NO_SUCH_BUCKET = "NoSuchBucket"
 STORAGE_RETRYABLE_CODES = frozenset(
-    {"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "ServiceUnavailable", "InternalError"}
+    {
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "ServiceUnavailable",
+        "InternalError",
+        NO_SUCH_BUCKET,
+    }
 )
 
 
@@ -48,6 +60,33 @@ def sqlstate(error: BaseException) -> str | None:
         error, "sqlstate", None
     )
     return code if isinstance(code, str) else None
+
+
+def storage_error(error: BaseException) -> ClientError | None:
+    """The storage refusal behind ``error`` (itself, its cause, or the one of a group)."""
+    if isinstance(error, ClientError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = storage_error(inner)
+            if found is not None:
+                return found
+    if error.__cause__ is not None and error.__cause__ is not error:
+        return storage_error(error.__cause__)
+    return None
+
+
+def storage_fields(error: BaseException) -> dict[str, str]:
+    """What a log line says about a storage refusal: S3's code, and the bucket storage named
+    when it has none of that name (so the line says which one is missing)."""
+    found = storage_error(error)
+    if found is None:
+        return {}
+    details: dict[str, object] = dict(found.response.get("Error", {}))  # BucketName is untyped
+    fields = {"s3_code": str(details.get("Code", ""))}
+    if fields["s3_code"] == NO_SUCH_BUCKET and details.get("BucketName"):
+        fields["bucket"] = str(details["BucketName"])
+    return fields
 
 
 def _storage_transient(error: ClientError) -> bool:

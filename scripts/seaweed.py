@@ -107,6 +107,9 @@ class SeaweedServer:
             "-s3.port.lance=0",
             f"-s3.config={self.workdir / 'identities.json'}",
             f"-bucket={self.bucket}",
+            # As AWS and MinIO do: a write to a bucket that is not there is refused
+            # (NoSuchBucket), not the bucket silently created, without its CORS rule.
+            "-s3.autoCreateBucket=false",
         ]
         for name, port in self.ports.items():
             command += [f"-{name}.port={port}", f"-{name}.port.grpc={self.grpc_ports[name]}"]

@@ -4,8 +4,10 @@
 The page registers, uploads two files through its file input (one a multipart upload) straight
 to storage, lists them, downloads one (bytes compared), deletes one after the confirmation, and
 shows the API's ``detail`` on an error. ``/docs`` and ``/redoc`` load with every request to
-anything but the API refused, and Swagger UI's Authorize signs in. Screenshots of each state go
-to ``artifacts/screenshots/`` (git-ignored).
+anything but the API refused, and Swagger UI's Authorize signs in. Through all of it, no
+Content-Security-Policy violation is reported (``securitypolicyviolation`` events and console
+messages both), and the token stays out of ``localStorage``. Screenshots of each state go to
+``artifacts/screenshots/`` (git-ignored).
 """
 
 import hashlib
@@ -19,7 +21,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Route,
+    async_playwright,
+)
 
 from tests.conftest import ROOT
 from tests.test_e2e import running_service
@@ -39,6 +48,34 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 Service = tuple[str, int, subprocess.Popen[bytes]]
+# Each page records the violations its policy reports (before any of its own scripts run).
+RECORD_VIOLATIONS = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__csp.push(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
+class PolicyWatch:
+    """The Content-Security-Policy violations a context's pages report, as events and in the
+    console (where the browser also says what it blocked)."""
+
+    def __init__(self) -> None:
+        self.console: list[str] = []
+
+    async def attach(self, context: BrowserContext) -> None:
+        await context.add_init_script(RECORD_VIOLATIONS)
+        context.on("console", self._on_console)
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            self.console.append(message.text)
+
+    @staticmethod
+    async def events(page: Page) -> list[str]:
+        found: list[str] = await page.evaluate("window.__csp")
+        return found
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +111,15 @@ async def test_the_page_signs_in_uploads_lists_downloads_and_deletes(
     context = await browser.new_context(
         accept_downloads=True, viewport={"width": 1100, "height": 700}
     )
+    watch = PolicyWatch()
+    await watch.attach(context)
     page = await context.new_page()
     hosts: set[str] = set()
     page.on("request", lambda request: hosts.add(urlsplit(request.url).netloc))
     try:
-        await page.goto(f"{base_url}/")
+        served = await page.goto(f"{base_url}/")
+        assert served is not None
+        assert "script-src 'self';" in (await served.all_headers())["content-security-policy"]
         await page.wait_for_selector("#auth:not([hidden])")
         await page.fill("#login", login)
         await page.fill("#password", "web-pass-1234")
@@ -86,13 +127,17 @@ async def test_the_page_signs_in_uploads_lists_downloads_and_deletes(
         await page.click("#register")
         await page.wait_for_selector("body[data-signed-in=true] #files:not([hidden])")
         await page.wait_for_selector("#empty:not([hidden])")
+        # The token is this tab's: in sessionStorage, never in localStorage.
+        assert await page.evaluate("sessionStorage.getItem('filestore.token')")
+        assert await page.evaluate("localStorage.getItem('filestore.token')") is None
 
         await page.fill("#folder-name", "reports")
         await page.click("#newfolder button")
-        await page.wait_for_function("location.hash === '#/reports/'")
+        # Predicates as functions: a string one is eval'd in the page, which the policy refuses.
+        await page.wait_for_function("() => location.hash === '#/reports/'")
         await page.set_input_files("#picker", [str(small), str(big)])
         await page.wait_for_function(
-            "window.filestore.uploads.done + window.filestore.uploads.failed >= 2",
+            "() => window.filestore.uploads.done + window.filestore.uploads.failed >= 2",
             timeout=120_000,
         )
         assert await page.evaluate("window.filestore.uploads.failed") == 0
@@ -110,6 +155,9 @@ async def test_the_page_signs_in_uploads_lists_downloads_and_deletes(
         assert (
             hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(big.read_bytes()).digest()
         )
+        # Signed in, uploaded (one PUT and parts), listed, downloaded: nothing was blocked.
+        assert await watch.events(page) == [], await watch.events(page)
+        assert watch.console == [], watch.console
 
         page.once("dialog", lambda dialog: dialog.accept())
         await (
@@ -129,6 +177,17 @@ async def test_the_page_signs_in_uploads_lists_downloads_and_deletes(
         await page.wait_for_selector("#error:not([hidden])")
         assert await page.text_content("#error") == "This login is already registered."
         await _shot(page, "4-error")
+        assert await watch.events(page) == [], await watch.events(page)
+        assert watch.console == [], watch.console
+
+        # The watch sees what the policy blocks: an injected inline script does not run.
+        await page.evaluate(
+            """() => { const s = document.createElement("script");
+                       s.textContent = "window.injected = true"; document.body.append(s); }"""
+        )
+        await page.wait_for_function("() => window.__csp.length > 0")
+        assert await page.evaluate("window.injected") is None
+        assert [v.split()[0] for v in await watch.events(page)] == ["script-src-elem"]
     finally:
         await context.close()
 
@@ -163,6 +222,8 @@ async def test_docs_and_redoc_load_offline_and_authorize_signs_in(
             await route.abort()
 
     await context.route("**/*", only_the_api)
+    watch = PolicyWatch()
+    await watch.attach(context)
     page = await context.new_page()
     try:
         await page.goto(f"{base_url}/docs")
@@ -186,10 +247,15 @@ async def test_docs_and_redoc_load_offline_and_authorize_signs_in(
         answer = await listed.value
         assert answer.status == 200
         assert (await answer.json())["account"] == login
+        assert await watch.events(page) == [], await watch.events(page)
 
         await page.goto(f"{base_url}/redoc")
         await page.wait_for_selector("h1 >> text=filestore")
+        await page.fill("input.search-input", "upload")  # its search runs in a blob worker
+        await page.wait_for_selector('[data-role="search:results"] li[role=menuitem]')
         await _shot(page, "6-redoc")
+        assert await watch.events(page) == [], await watch.events(page)
     finally:
         await context.close()
     assert refused == []
+    assert watch.console == [], watch.console

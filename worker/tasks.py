@@ -14,7 +14,7 @@ from api.config import Settings
 from api.files import confirmation, outbox, reconcile, sweep
 from api.jobs import CONFIRM_UPLOAD
 from api.storage import Storage
-from api.transient import is_transient
+from api.transient import is_transient, storage_fields
 from worker.metrics import instrumented
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,10 @@ MAX_RETRY_DELAY_SECONDS = 60.0
 
 def retry_later(ctx: Context, error: BaseException, **ids: str) -> Retry:
     delay = min(0.5 * 2 ** (ctx.get("job_try", 1) - 1), MAX_RETRY_DELAY_SECONDS)
-    log.warning("transient failure; retrying", extra={**ids, "error": repr(error), "defer": delay})
+    log.warning(
+        "transient failure; retrying",
+        extra={**ids, "error": repr(error), "defer": delay, **storage_fields(error)},
+    )
     return Retry(defer=delay)
 
 
@@ -44,7 +47,7 @@ def skips_outages(
                 raise
             log.warning(
                 "periodic job skipped: a backing service is unavailable",
-                extra={"job": job.__name__, "error": repr(error)},
+                extra={"job": job.__name__, "error": repr(error), **storage_fields(error)},
             )
             return {"skipped": 1}
 

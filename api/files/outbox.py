@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.config import Settings
 from api.models import ObjectDeletion
 from api.storage import Storage
-from api.transient import is_transient
+from api.transient import is_transient, storage_fields
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,12 @@ async def _drain_batch(session: AsyncSession, storage: Storage, limit: int) -> D
         log.log(
             level,
             "object deletion failed; retrying later",
-            extra={"object_key": row.object_key, "error": repr(result), "defer": delay},
+            extra={
+                "object_key": row.object_key,
+                "error": repr(result),
+                "defer": delay,
+                **storage_fields(result),
+            },
         )
     await outbox.remove(done)
     await session.commit()

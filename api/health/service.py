@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.storage import Storage
+from api.transient import storage_fields
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,8 @@ async def _timed(name: str, probe: Callable[[], Awaitable[object]], timeout: flo
     try:
         await asyncio.wait_for(probe(), timeout)
     except Exception as error:  # any failure means "unreachable", which is what ping reports
-        log.warning("ping failed", extra={"service": name, "error": repr(error)})
+        extra = {"service": name, "error": repr(error), **storage_fields(error)}
+        log.warning("ping failed", extra=extra)
         return None
     return round((time.perf_counter() - started) * 1000, 3)
 

@@ -8,12 +8,16 @@ const MIB = 1024 * 1024;
 const MULTIPART_ABOVE = 16 * MIB; // above this, parts in parallel (the API decides the size)
 const PARTS_IN_FLIGHT = 4;
 const UPLOADS_IN_FLIGHT = 3;
+// The token lives in this tab's sessionStorage: gone when the tab closes, never shared with
+// other tabs, and not left on disk like localStorage (see the README's "Web page"). The login
+// name, not a secret, is remembered in localStorage to fill the form.
 const TOKEN_KEY = "filestore.token";
 const LOGIN_KEY = "filestore.login";
+localStorage.removeItem(TOKEN_KEY); // where earlier versions of this page kept it
 
 const $ = (selector) => document.querySelector(selector);
 const state = {
-  token: localStorage.getItem(TOKEN_KEY),
+  token: sessionStorage.getItem(TOKEN_KEY),
   folder: "/",
   uploads: { done: 0, failed: 0 },
 };
@@ -79,14 +83,14 @@ async function api(method, path, { json, query, form } = {}) {
 async function signIn(login, password) {
   const answer = await api("POST", "/user/auth", { json: { login, password } });
   state.token = (await answer.json()).access_token;
-  localStorage.setItem(TOKEN_KEY, state.token);
+  sessionStorage.setItem(TOKEN_KEY, state.token);
   localStorage.setItem(LOGIN_KEY, login);
   await show();
 }
 
 function signOut() {
   state.token = null;
-  localStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(TOKEN_KEY);
   show();
 }
 
