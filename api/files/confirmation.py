@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api import metrics
 from api.config import Settings
 from api.db import run_transaction
+from api.files import checksum
 from api.files.content import guess_content_type
 from api.files.outbox import Outbox
 from api.files.repository import FileRepository, UploadRepository
@@ -93,6 +94,15 @@ async def _reject(
     await Outbox(files.session).add(upload.object_key, "upload rejected")
 
 
+async def _head(storage: Storage, upload: Upload) -> ObjectInfo | None:
+    """What storage holds for the upload; when it declared a SHA-256 and storage reports
+    none, with the SHA-256 of the object's bytes (read here, before any row is locked)."""
+    info = await storage.head(upload.object_key)
+    if info is not None and checksum.needs_reading(upload, info):
+        return await checksum.with_computed_sha256(storage, upload.object_key)
+    return info
+
+
 async def _find(
     uploads: UploadRepository, object_key: str, *, lock_file: bool
 ) -> tuple[Upload | None, File | None]:
@@ -136,7 +146,7 @@ async def confirm_upload(
     files = FileRepository(session, found.owner_id)
     if etag is not None and await _holds(files, found, etag):
         return Confirmation("already_done", found)
-    info = stored or await storage.head(object_key)
+    info = stored or await _head(storage, found)
     if stored is None and found.file_id is not None:
         file = await files.lock(found.file_id)
     upload = await uploads.lock(found.id)
