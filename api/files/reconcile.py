@@ -16,6 +16,8 @@ from api.storage import Storage
 
 log = logging.getLogger(__name__)
 
+NOTHING_ARRIVED = "no object had arrived when it closed"
+
 
 async def reconcile_uploads(
     sessionmaker: async_sessionmaker[AsyncSession], storage: Storage, settings: Settings
@@ -27,9 +29,10 @@ async def reconcile_uploads(
     - a proxied upload whose lease ran out (its API process died) is failed;
     - a confirmed direct upload whose URL may still be used is re-checked: a changed etag is a
       new upload of the same key, confirmed (and checked against the limits) again.
-    Closed uploads' keys go to the outbox (a PUT may have raced the HEAD), an expired
-    multipart upload is aborted in storage, and file rows left without content or pending
-    upload are removed.
+    A failed upload's key goes to the outbox; an expired one's does not, since a PUT that
+    started in time may still be landing (confirmation then decides by its Last-Modified, and
+    the sweep deletes what nobody confirms). An expired multipart upload is aborted in
+    storage, and file rows left without content or pending upload are removed.
     """
     counts = dict.fromkeys(
         ("confirmed", "rechecked", "expired", "failed", "multipart_aborted", "files_removed"), 0
@@ -58,11 +61,14 @@ async def reconcile_uploads(
 
     async def close(session: AsyncSession) -> tuple[list[str], list[str], dict[str, str]]:
         uploads = UploadRepository(session)
-        expired = await uploads.close_expired(to_expire, UploadStatus.expired, "never uploaded")
+        expired = await uploads.close_expired(to_expire, UploadStatus.expired, NOTHING_ARRIVED)
         failed = await uploads.close_expired(
             to_fail, UploadStatus.failed, "its API process stopped streaming it"
         )
-        await Outbox(session).add_many([*expired, *failed], "upload closed unfinished")
+        # An expired upload's key stays: a PUT that started before its URL expired may land
+        # after the HEAD, and confirmation decides by when it landed (the sweep removes the
+        # objects nobody confirms).
+        await Outbox(session).add_many(failed, "upload closed unfinished")
         return expired, failed, await uploads.multipart_ids(expired)
 
     async def remove_contentless(session: AsyncSession) -> int:
