@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import random
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,8 +47,9 @@ LARGE_TIMEOUT = httpx.Timeout(45.0, connect=3.0)
 # the run's length must not depend on a hung request.
 OVERRUN_SECONDS = 15.0
 COMPLETE_ATTEMPTS = 4
-# An upload in one of these states never becomes content.
-CLOSED_STATES = frozenset({"rejected", "expired", "failed", "aborted"})
+# An upload in one of these states never becomes content. Not ``expired``: an object that
+# landed before the upload closed still completes it (a PUT still in flight at reconcile).
+CLOSED_STATES = frozenset({"rejected", "failed", "aborted"})
 COMPLETE_BACKOFF_SECONDS = 0.4
 # A presigned URL is reused only while it has this much life left.
 REUSE_MARGIN_SECONDS = 3.0
@@ -94,6 +96,7 @@ class Reusable:
     url: str
     headers: dict[str, str]
     expires_at: datetime
+    upload_id: str
 
 
 @dataclass
@@ -304,13 +307,18 @@ class Client:
         if sent is not None and not sent.is_success:
             self.finish(op, "failure")  # storage refused the bytes
             return
+        op.upload_id = ticket["id"]
+        if sent is not None:
+            op.sent_at = time.time()
         if not complete:
             self.finish(op, "uncertain")
             return
         outcome = self.finish(op, await self.complete(op, ticket["id"]))
         if outcome == "success" and form is None and not declare_size and not declare_sha:
             expires_at = datetime.fromisoformat(ticket["expires_at"].replace("Z", "+00:00"))
-            self.reusable.append(Reusable(path, ticket["url"], ticket["headers"], expires_at))
+            self.reusable.append(
+                Reusable(path, ticket["url"], ticket["headers"], expires_at, ticket["id"])
+            )
 
     async def complete(self, op: Op, upload_id: str) -> Outcome:
         for attempt in range(COMPLETE_ATTEMPTS):
@@ -408,6 +416,7 @@ class Client:
         reuse = self.rng.choice(usable)
         data = os.urandom(self.small_size())
         op = self.begin("reused_put", reuse.path, is_write=True, may_remove=True)
+        op.upload_id = reuse.upload_id
         self.sending(op, data)
         sent = await self.storage(
             "PUT", "reused presigned PUT", reuse.url, headers=reuse.headers, content=data

@@ -39,6 +39,10 @@ class Op:
     # A PUT to a confirmed upload's URL: the API may take the bytes or reject the file.
     may_remove: bool = False
     steps: list[str] = field(default_factory=list)
+    # Direct uploads: the upload's id, and when storage answered the bytes' PUT or POST (POSIX
+    # time, the clock the database's confirmation times are written with).
+    upload_id: str | None = None
+    sent_at: float | None = None
 
     def step(self, name: str, status: int | None) -> None:
         self.steps.append(f"{name}:{status if status is not None else 'no-answer'}")

@@ -32,6 +32,7 @@ def build(
     answers: dict[str, Any],
     cleanup: dict[str, Any],
     state: dict[str, Any],
+    latency: dict[str, Any],
     exits: list[ProcessExit],
     violations: list[Violation],
 ) -> dict[str, Any]:
@@ -53,6 +54,8 @@ def build(
         "http_statuses": answers.get("http_statuses", {}),
         **cleanup,
         "state": state,
+        # Direct uploads, storage's answer to the client → confirmed (``soak.latency``).
+        "confirmation_latency": latency,
         "unexpected_exits": [asdict(exit_) for exit_ in exits],
         "violations": [asdict(violation) for violation in violations],
     }
@@ -61,6 +64,24 @@ def build(
 def write(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+def latency_lines(report: dict[str, Any]) -> list[str]:
+    latency = report.get("confirmation_latency") or {}
+    notifications = "on" if report.get("notifications", True) else "off"
+    lines = [f"confirmation latency (notifications {notifications}; storage answered → confirmed):"]
+    for group in ("completed_by_client", "nobody_completed", "all"):
+        found = latency.get(group) or {}
+        if not found.get("count"):
+            lines.append(f"  {group:<20} none")
+            continue
+        closed = found.get("not_confirmed") or {}
+        lines.append(
+            f"  {group:<20} n={found['count']} p50 {found['p50_seconds']:.3f}s "
+            f"p95 {found['p95_seconds']:.3f}s max {found['max_seconds']:.3f}s"
+            + (f"; not confirmed: {closed}" if closed else "")
+        )
+    return lines
 
 
 def summary(report: dict[str, Any], path: Path) -> str:
@@ -88,6 +109,7 @@ def summary(report: dict[str, Any], path: Path) -> str:
         f"cli {swept.get('cli', 0)}); deletions drained: {drained.get('total', 0)} "
         f"(workers {drained.get('workers', 0)}, cli {drained.get('cli', 0)})"
     )
+    lines += latency_lines(report)
     if report.get("unexpected_exits"):
         exits = ", ".join(f"{e['name']}@{e['at']:.0f}s" for e in report["unexpected_exits"])
         lines.append(f"processes that exited by themselves (restarted): {exits}")

@@ -3,7 +3,9 @@
 Environment: ``QUICK=1`` for the CI-sized run (every fault once, about two and a half minutes
 in all), ``SOAK_SEED`` to replay the clients' choices, ``SOAK_REPORT`` for the report's path
 (default ``<run dir>/soak-report.json``), ``SOAK_KEEP=1`` to keep the run directory (data and
-logs; by default only the report is left). Exit code 0 only when no invariant is violated.
+logs; by default only the report is left), ``SOAK_NOTIFICATIONS=0`` to run storage without
+bucket notifications (confirmation then comes only from clients' ``complete`` and reconcile).
+Exit code 0 only when no invariant is violated.
 """
 
 import asyncio
@@ -23,6 +25,7 @@ from typing import Any
 from scripts import postgres
 from soak.faults import plan, run_faults
 from soak.invariants import check_answers, check_client_view, check_state
+from soak.latency import confirmation_latency
 from soak.load import Recorder, register, run_load
 from soak.maintenance import Maintenance, logged_errors, logged_totals, run_passes
 from soak.model import Clock, Fault, Violation
@@ -44,8 +47,9 @@ SETTLE_MARGIN_SECONDS = 2.0
 SECRET_SETTINGS = ("SECRET", "TOKEN")
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+def _flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    return value in {"1", "true", "yes", "on"} if value else default
 
 
 def _anomaly_violations(anomalies: list[dict[str, Any]]) -> list[Violation]:
@@ -55,22 +59,26 @@ def _anomaly_violations(anomalies: list[dict[str, Any]]) -> list[Violation]:
     return [Violation(kind, len(items), items[:5]) for kind, items in grouped.items()]
 
 
-async def soak(quick: bool, seed: int, workdir: Path, report_path: Path) -> int:
+async def soak(
+    quick: bool, seed: int, workdir: Path, report_path: Path, *, notifications: bool = True
+) -> int:
     started = time.monotonic()
     clock = Clock()
-    stack = Stack(workdir, clock)
+    stack = Stack(workdir, clock, notifications=notifications)
     recorder = Recorder(clock)
     faults: list[Fault] = []
     violations: list[Violation] = []
     phases: dict[str, float] = {}
     answers: dict[str, Any] = {}
     state: dict[str, Any] = {}
+    latency: dict[str, Any] = {}
     maintenance = Maintenance()
     error: str | None = None
     load_seconds = QUICK_LOAD_SECONDS if quick else FULL_LOAD_SECONDS
     timings = stack.timings
     try:
-        print(f"soak: starting the stack in {workdir}", flush=True)
+        switch = "on" if notifications else "off"
+        print(f"soak: starting the stack in {workdir} (notifications {switch})", flush=True)
         await stack.start()
         phases["started"] = clock()
         accounts = await register(stack.api_urls, USERS)
@@ -102,6 +110,7 @@ async def soak(quick: bool, seed: int, workdir: Path, report_path: Path) -> int:
         )
         violations += found
         state.update(view)
+        latency = await confirmation_latency(stack.database_dsn, recorder.ops)
         phases["checked"] = clock()
     except Exception:
         error = traceback.format_exc()
@@ -132,6 +141,7 @@ async def soak(quick: bool, seed: int, workdir: Path, report_path: Path) -> int:
         meta={
             "quick": quick,
             "seed": seed,
+            "notifications": notifications,
             "started_at": datetime.fromtimestamp(time.time() - (time.monotonic() - started), UTC),
             "duration_seconds": round(time.monotonic() - started, 1),
             "load_seconds": load_seconds,
@@ -159,6 +169,7 @@ async def soak(quick: bool, seed: int, workdir: Path, report_path: Path) -> int:
             "maintenance": maintenance.passes,
         },
         state=state,
+        latency=latency,
         exits=stack.exits,
         violations=violations,
     )
@@ -177,12 +188,13 @@ def main() -> int:
         print("soak needs PostgreSQL server binaries and redis-server", file=sys.stderr)
         return 2
     quick = _flag("QUICK")
+    notifications = _flag("SOAK_NOTIFICATIONS", default=True)
     seed = int(os.environ.get("SOAK_SEED") or random.SystemRandom().randrange(1 << 31))
     workdir = Path(tempfile.mkdtemp(prefix="filestore-soak-"))
     workdir.chmod(0o755)  # the postgres user must reach its data directory inside
     report_path = Path(os.environ.get("SOAK_REPORT") or workdir / "soak-report.json")
     try:
-        return asyncio.run(soak(quick, seed, workdir, report_path))
+        return asyncio.run(soak(quick, seed, workdir, report_path, notifications=notifications))
     finally:
         if not _flag("SOAK_KEEP"):
             for entry in workdir.iterdir():

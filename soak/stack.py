@@ -191,6 +191,9 @@ class Stack:
     webhook_token: str = field(default_factory=lambda: secrets.token_hex(16))
     jwt_secret: str = field(default_factory=lambda: secrets.token_hex(32))
     exits: list[ProcessExit] = field(default_factory=list)
+    # Off: weed runs without a notification.toml, so storage notifies nothing and confirmation
+    # comes only from clients' ``complete`` and from reconcile.
+    notifications: bool = True
 
     def __post_init__(self) -> None:
         self.logs = self.workdir / "logs"
@@ -206,7 +209,9 @@ class Stack:
                 endpoint=f"{self.api_urls[0]}/api/v1/storage/events",
                 bearer_token=self.webhook_token,
                 path_prefix=f"/buckets/{BUCKET}/{KEY_PREFIX}/",
-            ),
+            )
+            if self.notifications
+            else None,
         )
         # weed is started and stopped by one long-lived thread (see Service.spawn for why).
         self._weed_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weed")

@@ -9,7 +9,7 @@ becomes content later.
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api import metrics
 from api.config import Settings
 from api.db import run_transaction
+from api.files import checksum
 from api.files.content import guess_content_type
 from api.files.outbox import Outbox
 from api.files.repository import FileRepository, UploadRepository
@@ -105,6 +106,76 @@ async def _reject(
     await Outbox(files.session).add(upload.object_key, "upload rejected")
 
 
+def _landed_late(upload: Upload, info: ObjectInfo, settings: Settings) -> str | None:
+    """Why a direct upload's object cannot count as its upload: it landed after the upload
+    closed. Storage refuses a PUT whose URL has expired, and the row stays open a grace period
+    past the URL's expiry for a PUT that started in time but ends later (SeaweedFS dates an
+    object when its PUT ends; AWS when it starts). Whether reconcile closed the row meanwhile
+    changes nothing: the object's Last-Modified decides."""
+    landed = info.last_modified
+    if upload.kind != UploadKind.direct or landed is None or landed <= upload.expires_at:
+        return None
+    url_expiry = upload.expires_at - timedelta(seconds=settings.upload_grace_seconds)
+    return (
+        f"the object landed at {landed.isoformat()}, after its upload closed at "
+        f"{upload.expires_at.isoformat()} (its URL expired at {url_expiry.isoformat()}, "
+        f"plus {settings.upload_grace_seconds} s of grace)"
+    )
+
+
+def _reopen(upload: Upload) -> None:
+    """Reconcile expired the upload while its PUT was still in flight (a HEAD that found
+    nothing yet): the object landed in time, so the upload is open again and confirmed."""
+    ids = {"upload_id": str(upload.id), "object_key": upload.object_key}
+    log.info("expired upload reopened", extra={**ids, "reason": upload.reason})
+    upload.status, upload.reason, upload.completed_at = UploadStatus.pending, None, None
+
+
+async def _refuse_late(
+    files: FileRepository, outbox: Outbox, upload: Upload, file: File | None, reason: str
+) -> Confirmation:
+    """An object that landed after its upload closed is never content (``_landed_late``)."""
+    ids = {"upload_id": str(upload.id), "object_key": upload.object_key}
+    if file is None:
+        metrics.upload_rejected(files.session, "late")
+        upload.status, upload.reason = UploadStatus.rejected, reason
+        upload.completed_at = datetime.now(UTC)
+        await outbox.add(upload.object_key, "landed after its upload closed")
+    else:  # an open upload's object is never its file's content yet
+        await _reject(files, upload, file, ("late", reason), is_current=False)
+    log.warning("upload rejected", extra={**ids, "reason": reason})
+    return Confirmation("rejected", upload, file)
+
+
+async def _by_landing(
+    files: FileRepository,
+    outbox: Outbox,
+    upload: Upload,
+    file: File | None,
+    info: ObjectInfo,
+    settings: Settings,
+) -> Confirmation | None:
+    """An open (or only expired) upload whose object landed after it closed is refused; one
+    expired meanwhile whose object landed in time is reopened, to be confirmed."""
+    if upload.status not in {UploadStatus.pending, UploadStatus.expired}:
+        return None
+    late = _landed_late(upload, info, settings)
+    if late is not None:
+        return await _refuse_late(files, outbox, upload, file, late)
+    if upload.status == UploadStatus.expired:
+        _reopen(upload)
+    return None
+
+
+async def _head(storage: Storage, upload: Upload) -> ObjectInfo | None:
+    """What storage holds for the upload; when it declared a SHA-256 and storage reports
+    none, with the SHA-256 of the object's bytes (read here, before any row is locked)."""
+    info = await storage.head(upload.object_key)
+    if info is not None and checksum.needs_reading(upload, info):
+        return await checksum.with_computed_sha256(storage, upload.object_key)
+    return info
+
+
 async def _find(
     uploads: UploadRepository, object_key: str, *, lock_file: bool
 ) -> tuple[Upload | None, File | None]:
@@ -148,7 +219,7 @@ async def confirm_upload(
     files = FileRepository(session, found.owner_id)
     if etag is not None and await _holds(files, found, etag):
         return Confirmation("already_done", found)
-    info = stored or await storage.head(object_key)
+    info = stored or await _head(storage, found)
     if stored is None and found.file_id is not None:
         file = await files.lock(found.file_id)
     upload = await uploads.lock(found.id)
@@ -156,6 +227,9 @@ async def confirm_upload(
         pending = upload.status == UploadStatus.pending
         return Confirmation("not_arrived" if pending else "already_done", upload, file)
     is_current = file is not None and file.object_key == object_key
+    refused = await _by_landing(files, outbox, upload, file, info, settings)
+    if refused is not None:
+        return refused
     if upload.status != UploadStatus.pending:
         if is_current and file is not None and info.etag == file.etag:
             return Confirmation("already_done", upload, file)

@@ -16,6 +16,8 @@ from api.storage import MultipartGone, Storage
 
 log = logging.getLogger(__name__)
 
+NOTHING_ARRIVED = "no object had arrived when it closed"
+
 
 async def _over_reservation(
     storage: Storage, unsized: Sequence[tuple[str, str, int]]
@@ -46,9 +48,11 @@ async def reconcile_uploads(
       new upload of the same key, confirmed (and checked against the limits) again.
     - a multipart upload whose parts carry no length (Uppy's) and passed its reservation is
       rejected.
-    Closed uploads' keys go to the outbox (a PUT may have raced the HEAD), with their storage
-    multipart upload if they have one (the drain aborts it), and file rows left without content
-    or pending upload are removed.
+    A failed or rejected upload's key goes to the outbox, with its storage multipart upload if
+    it has one (the drain aborts it); an expired one's key does not, since a PUT that started
+    in time may still be landing (confirmation then decides by its Last-Modified, and the
+    sweep deletes what nobody confirms), but its multipart upload, if any, is aborted through
+    the outbox. File rows left without content or pending upload are removed.
     """
     counts = dict.fromkeys(
         (
@@ -89,15 +93,18 @@ async def reconcile_uploads(
 
     async def close(session: AsyncSession) -> tuple[list[str], list[str], list[str], int]:
         uploads = UploadRepository(session)
-        expired = await uploads.close_expired(to_expire, UploadStatus.expired, "never uploaded")
+        expired = await uploads.close_expired(to_expire, UploadStatus.expired, NOTHING_ARRIVED)
         failed = await uploads.close_expired(
             to_fail, UploadStatus.failed, "its API process stopped streaming it"
         )
         rejected = await uploads.close_pending(over)
         for _ in rejected:
             metrics.upload_rejected(session, "quota")
-        closed = [*expired, *failed, *rejected]
-        multipart = await uploads.multipart_ids(closed)
+        multipart = await uploads.multipart_ids([*expired, *failed, *rejected])
+        # An expired upload's key stays unless a multipart upload must be aborted: a PUT that
+        # started before its URL expired may land after the HEAD, and confirmation decides by
+        # when it landed (the sweep removes the objects nobody confirms).
+        closed = [*failed, *rejected, *(key for key in expired if key in multipart)]
         await Outbox(session).add_many(closed, "upload closed unfinished", multipart)
         return expired, failed, rejected, len(multipart)
 

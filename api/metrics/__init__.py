@@ -64,7 +64,9 @@ CONFIRMATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 JOB_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
-RejectReason = Literal["empty", "size", "declared_size", "checksum", "quota", "file_deleted"]
+RejectReason = Literal[
+    "empty", "size", "declared_size", "checksum", "quota", "file_deleted", "late"
+]
 FailReason = Literal["too_large", "empty", "bad_request", "interrupted", "error", "lease_expired"]
 JobOutcome = Literal["success", "failure", "retry"]
 
