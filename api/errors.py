@@ -220,3 +220,29 @@ COMMON_ERRORS: tuple[type[AppError], ...] = (
     DatabaseUnavailable,
     StorageUnavailable,
 )
+
+
+# Request limits (issue 17): slow bodies, oversized headers, proxied uploads streaming at once.
+# Kept together at the end of the module.
+
+
+class RequestTimeout(AppError):
+    status_code = 408
+    code = "request_timeout"
+    default_detail = "The request body arrived too slowly."
+
+    def __init__(self, detail: str | None = None) -> None:
+        # The rest of the body is never read, so the connection cannot carry another request.
+        super().__init__(detail, headers={"Connection": "close"})
+
+
+class ServerBusy(AppError):
+    status_code = 503
+    code = "server_busy"
+    default_detail = "This server is streaming as many uploads as it can; retry later."
+
+
+class TooManyUploads(AppError):
+    status_code = 429
+    code = "too_many_uploads"
+    default_detail = "Too many uploads in progress; retry later."

@@ -10,6 +10,7 @@ from api.errors import (
     ClientDisconnected,
     ErrorBody,
     PayloadTooLarge,
+    RequestTimeout,
     ValidationFailed,
     responses,
 )
@@ -48,8 +49,8 @@ def _hoist_defs(node: Any, components: dict[str, Any]) -> Any:
 def document_error_bodies(app: FastAPI) -> None:
     """FastAPI declares its own ``HTTPValidationError`` (a list of details) for every 422; the
     API answers ``{"error", "detail"}`` like every other error. Every operation also declares
-    the errors any route can answer (500, 503s) and, with a body, the body limit's 413 and
-    the client hanging up mid-body."""
+    the errors any route can answer (500, 503s) and, with a body,
+    the body limit's 413, the client hanging up mid-body and the body deadlines' 408."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -69,7 +70,8 @@ def document_error_bodies(app: FastAPI) -> None:
                     _declare(operation, responses(ValidationFailed))
                 _declare(operation, responses(*COMMON_ERRORS))
                 if "requestBody" in operation:
-                    _declare(operation, responses(PayloadTooLarge, ClientDisconnected))
+                    body_errors = (PayloadTooLarge, ClientDisconnected, RequestTimeout)
+                    _declare(operation, responses(*body_errors))
                     _hoist_defs(operation["requestBody"], components)
         app.openapi_schema = schema
         return schema

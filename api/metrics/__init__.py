@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from starlette.requests import ClientDisconnect
 
 from api.config import Settings
-from api.errors import AppError, EmptyFile, PayloadTooLarge, QuotaExceeded
+from api.errors import AppError, EmptyFile, PayloadTooLarge, QuotaExceeded, RequestTimeout
 from api.storage import LimitExceeded
 
 __all__ = [
@@ -65,7 +65,9 @@ JOB_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 RejectReason = Literal["empty", "size", "declared_size", "checksum", "quota", "file_deleted"]
-FailReason = Literal["too_large", "empty", "bad_request", "interrupted", "error", "lease_expired"]
+FailReason = Literal[
+    "too_large", "empty", "bad_request", "interrupted", "timeout", "error", "lease_expired"
+]
 JobOutcome = Literal["success", "failure", "retry"]
 
 
@@ -247,6 +249,8 @@ def _fail_reason(error: BaseException) -> FailReason:
         return "empty"
     if isinstance(error, ClientDisconnect | asyncio.CancelledError):
         return "interrupted"
+    if isinstance(error, RequestTimeout):
+        return "timeout"
     if isinstance(error, AppError):
         return "interrupted" if error.code == "client_disconnected" else "bad_request"
     return "error"
