@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     request_body_idle_seconds: float = Field(default=30.0, gt=0)
     request_body_min_rate_bytes: int = Field(default=1024, ge=0)
     request_body_rate_window_seconds: float = Field(default=30.0, gt=0)
+    # The request line and headers (python -m api.serve's HTTP protocol, 431 past it). The longest
+    # legitimate request line, a listing with an 8 KiB cursor and a percent-encoded path, is
+    # under 20 KiB; 1 MB headers were accepted before.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     # Proxied uploads streaming at once, per API process (503 past it) and per user across
     # processes (429). Each holds up to a part per part in flight plus the one being read.
     proxied_uploads_per_process: int = Field(default=16, ge=1)

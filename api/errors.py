@@ -236,6 +236,14 @@ class RequestTimeout(AppError):
         super().__init__(detail, headers={"Connection": "close"})
 
 
+class HeadersTooLarge(AppError):
+    """Answered by the HTTP protocol (``api.http_protocol``) before any route is matched."""
+
+    status_code = 431
+    code = "headers_too_large"
+    default_detail = "The request line and headers are too large."
+
+
 class ServerBusy(AppError):
     status_code = 503
     code = "server_busy"
