@@ -97,6 +97,22 @@ class Settings(BaseSettings):
     sweep_batch_size: int = Field(default=1000, ge=1)
     sweep_grace_seconds: int = Field(default=3600, ge=0)
 
+    # Request limits. A request body that sends nothing for request_body_idle_seconds, or that
+    # averages under request_body_min_rate_bytes a second over request_body_rate_window_seconds
+    # of waiting for it (the first window is its grace), is cut with 408. Only time spent
+    # waiting for the client counts: a body the API reads slowly (storage busy) is not blamed.
+    request_body_idle_seconds: float = Field(default=30.0, gt=0)
+    request_body_min_rate_bytes: int = Field(default=1024, ge=0)
+    request_body_rate_window_seconds: float = Field(default=30.0, gt=0)
+    # The request line and headers (python -m api.serve's HTTP protocol, 431 past it). The longest
+    # legitimate request line, a listing with an 8 KiB cursor and a percent-encoded path, is
+    # under 20 KiB; 1 MB headers were accepted before.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    # Proxied uploads streaming at once, per API process (503 past it) and per user across
+    # processes (429). Each holds up to a part per part in flight plus the one being read.
+    proxied_uploads_per_process: int = Field(default=16, ge=1)
+    proxied_uploads_per_user: int = Field(default=4, ge=1)
+
     # Direct uploads larger than this are presigned multipart uploads (a single PUT is at most
     # 5 GiB); ``multipart: true`` asks for one at any size.
     multipart_threshold_bytes: int = Field(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.cache import Cache
 from api.config import Settings
 from api.errors import Unauthorized
+from api.files.upload_slots import UploadSlots
 from api.models import User
 from api.security import TokenReader
 from api.storage import Storage
@@ -47,6 +48,11 @@ async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]
     return sessionmaker
 
 
+async def get_upload_slots(request: Request) -> UploadSlots:
+    slots: UploadSlots = request.app.state.upload_slots
+    return slots
+
+
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 
 
@@ -66,6 +72,7 @@ SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 QueueDep = Annotated[ArqRedis, Depends(get_redis)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
+UploadSlotsDep = Annotated[UploadSlots, Depends(get_upload_slots)]
 
 
 async def current_user_id(

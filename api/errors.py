@@ -236,3 +236,32 @@ COMMON_ERRORS: tuple[type[AppError], ...] = (
     DatabaseUnavailable,
     StorageUnavailable,
 )
+
+
+# Request limits (issue 17): slow bodies, oversized headers, proxied uploads streaming at once
+# (their per-user 429 is TooManyUploads, above, shared with the cap on open uploads).
+# Kept together at the end of the module.
+
+
+class RequestTimeout(AppError):
+    status_code = 408
+    code = "request_timeout"
+    default_detail = "The request body arrived too slowly."
+
+    def __init__(self, detail: str | None = None) -> None:
+        # The rest of the body is never read, so the connection cannot carry another request.
+        super().__init__(detail, headers={"Connection": "close"})
+
+
+class HeadersTooLarge(AppError):
+    """Answered by the HTTP protocol (``api.http_protocol``) before any route is matched."""
+
+    status_code = 431
+    code = "headers_too_large"
+    default_detail = "The request line and headers are too large."
+
+
+class ServerBusy(AppError):
+    status_code = 503
+    code = "server_busy"
+    default_detail = "This server is streaming as many uploads as it can; retry later."

@@ -11,8 +11,10 @@ from api.cache import Cache
 from api.config import Settings, get_settings
 from api.cors import install_cors
 from api.db import create_engine, create_sessionmaker
+from api.deadlines import BodyDeadlineMiddleware
 from api.error_handlers import install_error_handlers
 from api.files.router import router as files_router
+from api.files.upload_slots import UploadSlots
 from api.health.readiness import router as readiness_router
 from api.health.router import liveness_router
 from api.health.router import router as health_router
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.cache = Cache(redis, settings.cache_ttl_seconds, settings.cache_memory_bytes)
             app.state.storage = storage
             app.state.tokens = TokenReader(settings)
+            app.state.upload_slots = UploadSlots(redis, settings)
             log.info("api started", extra={"environment": settings.environment})
             try:
                 yield
@@ -72,6 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimitMiddleware,
         limit=settings.max_request_body_bytes,
         streaming_paths=frozenset({f"{API_PREFIX}/files/upload"}),
+    )
+    app.add_middleware(
+        BodyDeadlineMiddleware,
+        idle_seconds=settings.request_body_idle_seconds,
+        min_rate_bytes=settings.request_body_min_rate_bytes,
+        window_seconds=settings.request_body_rate_window_seconds,
     )
     install_cors(app, settings)  # inside the request context: preflights get an id too
     app.add_middleware(SecurityHeadersMiddleware)  # preflights and errors carry them too

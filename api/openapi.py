@@ -9,7 +9,9 @@ from api.errors import (
     COMMON_ERRORS,
     ClientDisconnected,
     ErrorBody,
+    HeadersTooLarge,
     PayloadTooLarge,
+    RequestTimeout,
     ValidationFailed,
     responses,
 )
@@ -48,8 +50,8 @@ def _hoist_defs(node: Any, components: dict[str, Any]) -> Any:
 def document_error_bodies(app: FastAPI) -> None:
     """FastAPI declares its own ``HTTPValidationError`` (a list of details) for every 422; the
     API answers ``{"error", "detail"}`` like every other error. Every operation also declares
-    the errors any route can answer (500, 503s) and, with a body, the body limit's 413 and
-    the client hanging up mid-body."""
+    the errors any route can answer (500, 503s, the HTTP protocol's 431) and, with a body,
+    the body limit's 413, the client hanging up mid-body and the body deadlines' 408."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -67,9 +69,10 @@ def document_error_bodies(app: FastAPI) -> None:
                 if "422" in answers:
                     answers["422"] = {"description": ""}
                     _declare(operation, responses(ValidationFailed))
-                _declare(operation, responses(*COMMON_ERRORS))
+                _declare(operation, responses(*COMMON_ERRORS, HeadersTooLarge))
                 if "requestBody" in operation:
-                    _declare(operation, responses(PayloadTooLarge, ClientDisconnected))
+                    body_errors = (PayloadTooLarge, ClientDisconnected, RequestTimeout)
+                    _declare(operation, responses(*body_errors))
                     _hoist_defs(operation["requestBody"], components)
         app.openapi_schema = schema
         return schema

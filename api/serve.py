@@ -16,6 +16,7 @@ import tempfile
 import uvicorn
 
 from api.config import get_settings
+from api.http_protocol import HTTP
 from api.log_config import LOG_CONFIG_FILE
 from api.logging import configure_logging
 
@@ -43,6 +44,7 @@ def main() -> int:
             host=settings.run_host,
             port=settings.run_port,
             workers=settings.api_processes,
+            http=HTTP,  # httptools, with FILESTORE_MAX_HEADER_BYTES on the request's headers
             log_config=str(LOG_CONFIG_FILE),
             log_level=settings.log_level.lower(),
             access_log=False,  # api.request logs every request, with its id and duration

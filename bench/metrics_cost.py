@@ -33,6 +33,7 @@ import httpx
 
 from api import metrics
 from api.config import Settings
+from api.http_protocol import HTTP
 from api.metrics.http import HttpMetricsMiddleware
 from bench.stack import ROOT, ensure_wrk, running_stack
 from bench.wrk import run_wrk
@@ -48,7 +49,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_api(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port), "--http", HTTP]
     process = subprocess.Popen(
         [*command, "--log-config", "api/log_config.json", "--log-level", "warning"],
         cwd=ROOT,

@@ -32,6 +32,7 @@ from typing import IO, TypeVar
 
 import httpx
 
+from api.http_protocol import HTTP
 from scripts.postgres import OwnPostgres
 from scripts.run import ensure_database
 from scripts.seaweed import SeaweedServer, Webhook, die_with_parent, free_port
@@ -233,7 +234,7 @@ class Stack:
                 f"api-{index + 1}",
                 [
                     *(python, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1"),
-                    *("--port", str(port), "--no-access-log"),
+                    *("--port", str(port), "--no-access-log", "--http", HTTP),
                 ],
                 env,
                 self.run_dir,
@@ -287,6 +288,9 @@ class Stack:
             "upload_grace_seconds": t.upload_grace_seconds,
             "sweep_grace_seconds": t.sweep_grace_seconds,
             "proxied_upload_lease_seconds": t.proxied_upload_lease_seconds,
+            # The clients share a few accounts, and an API the soak kills keeps its uploads'
+            # slots for a lease: room for every client of an account, and then some.
+            "proxied_uploads_per_user": 16,
             "reconcile_interval_seconds": t.reconcile_interval_seconds,
             "outbox_drain_interval_seconds": t.outbox_drain_interval_seconds,
             "sweep_interval_seconds": t.sweep_interval_seconds,

@@ -13,12 +13,14 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.config import Settings
+from api.http_protocol import HTTP
 from scripts.seaweed import free_port
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
 STARTUP_SECONDS = 60
+UVICORN = (sys.executable, "-m", "uvicorn")
 
 
 @pytest.fixture
@@ -45,7 +47,7 @@ def two_apis(tmp_path: Path, settings: Settings, app: FastAPI) -> Iterator[list[
         with (tmp_path / f"api{index}.log").open("wb") as log:
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)],
+                    [*UVICORN, "api.main:app", "--port", str(port), "--http", HTTP],
                     cwd=ROOT,
                     env=env,
                     stdout=subprocess.DEVNULL,

@@ -15,6 +15,7 @@ from api.deps import (
     SessionmakerDep,
     SettingsDep,
     StorageDep,
+    UploadSlotsDep,
 )
 from api.error_handlers import error_response
 from api.errors import (
@@ -30,6 +31,7 @@ from api.errors import (
     PayloadTooLarge,
     QuotaExceeded,
     RangeNotSatisfiable,
+    ServerBusy,
     TooManyUploads,
     Unauthorized,
     UploadClosed,
@@ -131,6 +133,8 @@ async def list_files(
         TooManyUploads,
         UploadClosed,
         ValidationFailed,
+        TooManyUploads,
+        ServerBusy,
     ),
     openapi_extra=_UPLOAD_BODY,
 )
@@ -141,6 +145,7 @@ async def upload(
     sessionmaker: SessionmakerDep,
     settings: SettingsDep,
     storage: StorageDep,
+    slots: UploadSlotsDep,
     path: Annotated[str | None, Query(description="Target path, if not a form field.")] = None,
 ) -> PendingFile | StoredFile:
     """Upload a file.
@@ -171,9 +176,10 @@ async def upload(
     if declared is not None and declared.isdigit() and int(declared) > too_long:
         raise PayloadTooLarge()
     ctx = proxied.UploadContext(sessionmaker, storage, settings)
-    events = read_multipart(request.stream(), boundary)
-    length = int(declared) if declared is not None and declared.isdigit() else None
-    file = await proxied.upload_proxied(ctx, owner_id, events, path, length)
+    async with slots.hold(owner_id):
+        events = read_multipart(request.stream(), boundary)
+        length = int(declared) if declared is not None and declared.isdigit() else None
+        file = await proxied.upload_proxied(ctx, owner_id, events, path, length)
     return StoredFile(**FileOut.of(file).model_dump())
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from starlette.requests import ClientDisconnect
 
 from api.config import Settings
-from api.errors import AppError, EmptyFile, PayloadTooLarge, QuotaExceeded
+from api.errors import AppError, EmptyFile, PayloadTooLarge, QuotaExceeded, RequestTimeout
 from api.storage import LimitExceeded
 
 __all__ = [
@@ -67,7 +67,9 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTI
 RejectReason = Literal[
     "empty", "size", "declared_size", "checksum", "quota", "file_deleted", "late"
 ]
-FailReason = Literal["too_large", "empty", "bad_request", "interrupted", "error", "lease_expired"]
+FailReason = Literal[
+    "too_large", "empty", "bad_request", "interrupted", "timeout", "error", "lease_expired"
+]
 JobOutcome = Literal["success", "failure", "retry"]
 
 
@@ -249,6 +251,8 @@ def _fail_reason(error: BaseException) -> FailReason:
         return "empty"
     if isinstance(error, ClientDisconnect | asyncio.CancelledError):
         return "interrupted"
+    if isinstance(error, RequestTimeout):
+        return "timeout"
     if isinstance(error, AppError):
         return "interrupted" if error.code == "client_disconnected" else "bad_request"
     return "error"
