@@ -127,6 +127,8 @@ def settings(database_url: str, redis_url: str, seaweed: SeaweedServer) -> Setti
         webhook_token=secrets.token_hex(16),
         max_upload_bytes=64 * 1024 * 1024,
         user_quota_bytes=256 * 1024 * 1024,
+        # Tests race up to 8 proxied uploads of one user (the limit has its own tests).
+        proxied_uploads_per_user=16,
         log_level="WARNING",
     )
 
