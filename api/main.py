@@ -15,6 +15,7 @@ from api.deadlines import BodyDeadlineMiddleware
 from api.error_handlers import install_error_handlers
 from api.files.router import router as files_router
 from api.files.upload_slots import UploadSlots
+from api.head import HeadMiddleware
 from api.health.readiness import router as readiness_router
 from api.health.router import liveness_router
 from api.health.router import router as health_router
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     document_error_bodies(app)
+    app.add_middleware(HeadMiddleware)  # innermost: everything outside sees the HEAD
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_request_body_bytes,

@@ -108,6 +108,8 @@ class ObjectStream:
     info: ObjectInfo
     content_range: str | None
     body: AsyncIterator[bytes]
+    # Releases the connection without reading the body (a HEAD needs only ``info``).
+    close: Callable[[], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,7 +353,9 @@ class Storage:
             finally:
                 body.close()
 
-        return ObjectStream(ObjectInfo.of(response), response.get("ContentRange"), chunks())
+        return ObjectStream(
+            ObjectInfo.of(response), response.get("ContentRange"), chunks(), body.close
+        )
 
     def presign_get(self, key: str, disposition: str, content_type: str | None) -> str:
         params = {"response-content-disposition": disposition}

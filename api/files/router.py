@@ -57,6 +57,7 @@ from api.files.schemas import (
     UploadIntentIn,
     UploadState,
 )
+from api.head import is_head
 from api.models import UploadStatus
 from api.paths import folder_prefix, parse_reference
 from api.storage import RangeRefused
@@ -287,9 +288,14 @@ async def download(
     headers = {**validators, "Content-Length": str(stream.info.size)}
     if stream.content_range:
         headers["Content-Range"] = stream.content_range
+    status_code = 206 if stream.content_range else 200
+    if is_head(request):
+        stream.close()
+        media_type = record.content_type or content.DEFAULT_CONTENT_TYPE
+        return Response(status_code=status_code, media_type=media_type, headers=headers)
     return StreamingResponse(
         metrics.count_bytes(stream.body, "out"),
-        status_code=206 if stream.content_range else 200,
+        status_code=status_code,
         media_type=record.content_type or content.DEFAULT_CONTENT_TYPE,
         headers=headers,
     )
