@@ -132,6 +132,11 @@ class UploadIdMismatch(Conflict):
     default_detail = "This upload already has another multipart upload id."
 
 
+class PathTaken(Conflict):
+    code = "path_taken"
+    default_detail = "Something else has that path."
+
+
 class LengthRequired(AppError):
     status_code = 411
     code = "length_required"

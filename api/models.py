@@ -2,6 +2,8 @@
 and the outbox of object deletions.
 
 Lock order, for every transaction that takes several row locks: **files → uploads → users**.
+A transaction that creates a path takes its owner's path lock (a transaction-level advisory
+lock, ``FileRepository.lock_paths``) before any of them.
 Deleting a file cascades (``SET NULL``) into its uploads, so a delete follows the same order;
 ``users`` is always locked last (quota, reservations and cache generation); the trigger that
 keeps a user's reservations updates the user after the upload row, in that order too.

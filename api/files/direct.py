@@ -64,6 +64,7 @@ async def issue_upload(
         declared_size=intent.size,
         sha256=intent.sha256,
         reserve=min(settings.undeclared_upload_reservation_bytes, MAX_SINGLE_PUT_BYTES),
+        own_name=intent.name,
     )
     upload_id, object_key = upload.id, upload.object_key
     checksum = base64.b64encode(bytes.fromhex(intent.sha256)).decode() if intent.sha256 else None

@@ -140,6 +140,7 @@ async def issue_multipart(
         (path, name, content_type),
         expires_at,
         declared_size=intent.size,
+        own_name=intent.name,
     )
     upload.multipart_upload_id = await storage.create_multipart_upload(
         upload.object_key, content_type

@@ -8,10 +8,37 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from api import metrics
 from api.config import Settings
-from api.errors import QuotaExceeded, TooManyUploads, Unauthorized
+from api.errors import PathTaken, QuotaExceeded, TooManyUploads, Unauthorized
 from api.files.repository import FileRepository
 from api.models import File, Upload, UploadKind
+from api.paths import file_path
 from api.storage import Storage
+
+
+def _parents(path: str) -> list[str]:
+    """``/a/b/c.txt`` → ``["/a", "/a/b"]``: the paths that must not be files."""
+    segments = path.split("/")[1:-1]
+    return ["/" + "/".join(segments[: depth + 1]) for depth in range(len(segments))]
+
+
+async def claim_path(
+    files: FileRepository, path: str, name: str, own_name: str | None
+) -> tuple[str, str]:
+    """The path and name a new upload to ``path`` takes, under the owner's path lock.
+
+    A path that names an existing folder is that folder: the file goes inside it and keeps its
+    own name (``own_name``, else the path's last segment). A path below an existing file is 409
+    ``path_taken``: a name is a file or a folder, never both.
+    """
+    await files.lock_paths()
+    if await files.is_folder(path):
+        path, name = file_path(path + "/", own_name or name)
+        if await files.is_folder(path):
+            raise PathTaken(f"'{path}' is a folder: name the file inside it.")
+    taken = await files.file_among(_parents(path))
+    if taken is not None:
+        raise PathTaken(f"'{taken}' is a file, so nothing can be stored below it.")
+    return path, name
 
 
 async def open_upload(
@@ -27,6 +54,7 @@ async def open_upload(
     sha256: str | None = None,
     kind: UploadKind = UploadKind.direct,
     reserve: int | None = None,
+    own_name: str | None = None,
 ) -> tuple[File, Upload, int]:
     """Lock (or create) the file row, record a pending upload for it and reserve its bytes
     against the quota; returns the bytes reserved. Over quota, or past the open uploads a user
@@ -37,8 +65,10 @@ async def open_upload(
     size reserves ``reserve`` bytes (default ``undeclared_upload_reservation_bytes``), or what
     the quota has left when that is less, and needs at least one byte of room. The bytes of
     the content an upload would replace are not credited: storage holds both until the new
-    one is confirmed, and the quota bounds what storage holds.
+    one is confirmed, and the quota bounds what storage holds. The path is claimed first
+    (``claim_path``): the file row returned has the path the upload really took.
     """
+    path, name = await claim_path(files, path, name, own_name)
     upload_id = uuid.uuid4()
     object_key = storage.object_key(files.owner_id, upload_id, proxied=kind == UploadKind.proxied)
     opened = await files.open_upload(
@@ -88,6 +118,7 @@ async def open_direct_upload(
     declared_size: int | None = None,
     sha256: str | None = None,
     reserve: int | None = None,
+    own_name: str | None = None,
 ) -> tuple[File, Upload, int]:
     """A direct upload to ``target`` (path, name, content type): the client sends the bytes
     until ``url_expires_at``, and its row stays open a grace period longer for a slow PUT."""
@@ -103,4 +134,5 @@ async def open_direct_upload(
         declared_size=declared_size,
         sha256=sha256,
         reserve=reserve,
+        own_name=own_name,
     )

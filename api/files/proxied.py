@@ -196,6 +196,7 @@ async def upload_proxied(
             expires_at=expires_at,
             kind=UploadKind.proxied,
             reserve=body_length or settings.s3_part_size_bytes,
+            own_name=part.filename,
         )
         await session.commit()
     upload_id, object_key = upload.id, upload.object_key

@@ -120,6 +120,20 @@ def _reserve() -> Executable:
 
 _RESERVE = _reserve()
 
+# Path-creating transactions of one owner take this lock first (before any row lock), so that
+# "is it a folder, is a parent a file" and the insert that follows cannot interleave.
+_LOCK_PATHS = select(
+    func.pg_advisory_xact_lock(
+        func.hashtext("filestore.paths"), func.hashtext(func.cast(bindparam("owner"), Text))
+    )
+)
+# A file row that exists for the namespace: with content, or with an upload pending for it.
+_LIVE = File.object_key.is_not(None) | (
+    select(Upload.id)
+    .where(Upload.file_id == File.id, Upload.status == UploadStatus.pending)
+    .exists()
+)
+
 # The hot statements of confirmation, built once: building a select per call shows in profiles.
 _UPLOAD_BY_KEY = select(Upload).where(Upload.object_key == bindparam("object_key"))
 _UPLOAD_BY_KEY_LOCKING_FILE = (
@@ -227,6 +241,37 @@ class FileRepository:
         values = {"upload": upload_id, "owner": self.owner_id, "wanted": wanted}
         row = (await self.session.execute(_RESERVE, {**values, "quota": quota})).one()
         return Grant(*(int(value) for value in row))
+
+    async def lock_paths(self) -> None:
+        """Serialise this owner's path-creating transactions (see ``_LOCK_PATHS``)."""
+        await self.session.execute(_LOCK_PATHS, {"owner": str(self.owner_id)})
+
+    async def file_among(self, paths: Sequence[str]) -> str | None:
+        """The first of ``paths`` that is a live file of the owner, if any."""
+        if not paths:
+            return None
+        query = (
+            select(File.path)
+            .where(File.owner_id == self.owner_id, File.path.in_(paths), _LIVE)
+            .order_by(File.path)
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def is_folder(self, path: str) -> bool:
+        """Whether live files lie below ``path`` (a range of the owner/path index)."""
+        below = path.rstrip("/") + "/"
+        query = select(
+            select(File.id)
+            .where(
+                File.owner_id == self.owner_id,
+                File.path >= below,
+                File.path < below[:-1] + "0",  # "0" follows "/" in byte order
+                _LIVE,
+            )
+            .exists()
+        )
+        return bool((await self.session.execute(query)).scalar())
 
     async def holds(self, file_id: uuid.UUID, object_key: str, etag: str) -> bool:
         """Whether the file's content is already this object version (no lock taken)."""
