@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every filestore process: the API (default CMD), the arq worker
-# (`python -m worker`) and migrations (`alembic upgrade head`).
+# (`python -m worker`), migrations (`alembic upgrade head`) and the bucket's setup and check
+# (`python -m scripts.setup_storage`).
 
 # ---- builder: resolve the locked dependencies into /app/.venv -------------------------------
 FROM python:3.11-slim AS builder
@@ -25,6 +26,8 @@ COPY alembic.ini ./
 COPY migrations/ ./migrations/
 COPY worker/ ./worker/
 COPY api/ ./api/
+# Only the storage setup from scripts/ (the rest is make run's and the tests' tooling).
+COPY scripts/__init__.py scripts/setup_storage.py ./scripts/
 
 # ---- runtime: the venv and the code, run as an unprivileged user ----------------------------
 FROM python:3.11-slim AS runtime
@@ -47,6 +50,7 @@ COPY --from=builder /app/alembic.ini /app/alembic.ini
 COPY --from=builder /app/migrations /app/migrations
 COPY --from=builder /app/worker /app/worker
 COPY --from=builder /app/api /app/api
+COPY --from=builder /app/scripts /app/scripts
 
 USER 10001:10001
 

@@ -224,6 +224,20 @@ class Storage:
                 if code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                     raise
 
+    async def create_bucket(self) -> bool:
+        """Create the bucket in the settings' region; False when it is ours already."""
+        params: dict[str, Any] = {"Bucket": self.bucket}
+        if self._settings.s3_region != "us-east-1":
+            # AWS refuses a CreateBucket outside us-east-1 that does not name its region.
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self._settings.s3_region}
+        try:
+            await self._client.create_bucket(**params)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "BucketAlreadyOwnedByYou":
+                return False
+            raise
+        return True
+
     async def head(self, key: str) -> ObjectInfo | None:
         """The object's facts; ``None`` when the bucket holds no such object.
 
