@@ -182,6 +182,12 @@ async def bucket(settings: Settings) -> AsyncIterator[Bucket]:
         aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
     )
     async with client as s3:
+        # SeaweedFS runs with -s3.autoCreateBucket=false: a test that needs the bucket before
+        # any app (which ensures it) has started finds it here.
+        with contextlib.suppress(
+            s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists
+        ):
+            await s3.create_bucket(Bucket=settings.s3_bucket)
         yield Bucket(s3, settings.s3_bucket)
 
 
