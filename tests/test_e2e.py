@@ -144,6 +144,34 @@ async def test_a_reused_put_url_is_seen_through_the_webhook(
     assert sizes == [1, 2 * 1024 * 1024]
 
 
+async def test_head_works_on_a_real_server(
+    running_service: tuple[str, int, subprocess.Popen[bytes]],
+) -> None:
+    """What ``curl -I`` and ``wget -c --content-disposition`` send: uvicorn answers the HEAD
+    with the GET's headers (Content-Length included) and no body."""
+    base_url, _, _ = running_service
+    async with httpx.AsyncClient(base_url=f"{base_url}/api/v1", timeout=30) as http:
+        headers = await _account(http, "header")
+        stored = await http.post(
+            "/files/upload",
+            headers=headers,
+            files={"file": ("h.txt", b"x" * 1234)},
+            params={"path": "/h.txt"},
+        )
+        assert stored.status_code == 201, stored.text
+        redirect = await http.head("/files/download", params={"path": "/h.txt"}, headers=headers)
+        assert redirect.status_code == 307
+        proxied = await http.head(
+            "/files/download", params={"path": "/h.txt", "proxy": "true"}, headers=headers
+        )
+        assert proxied.status_code == 200
+        assert proxied.headers["content-length"] == "1234"
+        assert "h.txt" in proxied.headers["content-disposition"]
+        assert proxied.content == b""
+        again = await http.get("/files", headers=headers)  # the connection is still sound
+        assert again.status_code == 200
+
+
 async def test_make_run_serves_the_api_and_stops_cleanly(
     running_service: tuple[str, int, subprocess.Popen[bytes]],
 ) -> None:
@@ -180,31 +208,3 @@ async def test_make_run_serves_the_api_and_stops_cleanly(
     port = int(base_url.rsplit(":", 1)[1])
     assert not _port_open(port)
     assert not _port_open(s3_port)
-
-
-async def test_head_works_on_a_real_server(
-    running_service: tuple[str, int, subprocess.Popen[bytes]],
-) -> None:
-    """What ``curl -I`` and ``wget -c --content-disposition`` send: uvicorn answers the HEAD
-    with the GET's headers (Content-Length included) and no body."""
-    base_url, _, _ = running_service
-    async with httpx.AsyncClient(base_url=f"{base_url}/api/v1", timeout=30) as http:
-        headers = await _account(http, "header")
-        stored = await http.post(
-            "/files/upload",
-            headers=headers,
-            files={"file": ("h.txt", b"x" * 1234)},
-            params={"path": "/h.txt"},
-        )
-        assert stored.status_code == 201, stored.text
-        redirect = await http.head("/files/download", params={"path": "/h.txt"}, headers=headers)
-        assert redirect.status_code == 307
-        proxied = await http.head(
-            "/files/download", params={"path": "/h.txt", "proxy": "true"}, headers=headers
-        )
-        assert proxied.status_code == 200
-        assert proxied.headers["content-length"] == "1234"
-        assert "h.txt" in proxied.headers["content-disposition"]
-        assert proxied.content == b""
-        again = await http.get("/files", headers=headers)  # the connection is still sound
-        assert again.status_code == 200
