@@ -31,13 +31,14 @@ async def claim_path(
     ``path_taken``: a name is a file or a folder, never both.
     """
     await files.lock_paths()
-    if await files.is_folder(path):
-        path, name = file_path(path + "/", own_name or name)
-        if await files.is_folder(path):
-            raise PathTaken(f"'{path}' is a folder: name the file inside it.")
-    taken = await files.file_among(_parents(path))
+    is_folder, taken = await files.path_claims(path, _parents(path))
     if taken is not None:
         raise PathTaken(f"'{taken}' is a file, so nothing can be stored below it.")
+    if is_folder:
+        # Its parents are the folder's and the folder itself: none of them is a file.
+        path, name = file_path(path + "/", own_name or name)
+        if (await files.path_claims(path, []))[0]:
+            raise PathTaken(f"'{path}' is a folder: name the file inside it.")
     return path, name
 
 
@@ -86,7 +87,7 @@ async def open_upload(
     )
     if opened is None:
         raise Unauthorized()
-    file, upload, _ = opened
+    file, upload = opened
     wanted = declared_size
     if wanted is None:
         wanted = min(

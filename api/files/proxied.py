@@ -94,9 +94,7 @@ async def _reserving(
         if sent > reserved:
             reserved = await _reserve_more(ctx, owner_id, upload_id, max(step, sent - reserved))
             if sent > reserved:
-                raise QuotaExceeded(
-                    f"The file does not fit in the remaining quota of {reserved} bytes."
-                )
+                raise QuotaExceeded.over(reserved)
         yield chunk
 
 

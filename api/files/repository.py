@@ -31,8 +31,8 @@ _UPLOAD_COLUMNS = (
 
 
 def _open_upload() -> Executable:
-    """The file row for a path (created if new) locked, a pending upload inserted for it, and
-    its owner's ``used_bytes``: one statement, one round trip, built once.
+    """The file row for a path (created if new) locked and a pending upload inserted for it:
+    one statement, one round trip, built once (the quota is ``_RESERVE``'s).
 
     ``ON CONFLICT DO UPDATE`` (a no-op update) returns and locks an existing row, where
     ``DO NOTHING`` would need a second ``SELECT ... FOR UPDATE``; the rows come from the CTEs'
@@ -40,7 +40,7 @@ def _open_upload() -> Executable:
     inserted for an owner that exists, so an unknown owner gets no row back (not a foreign-key
     error): the token's user is not loaded before.
     """
-    owner = select(User.id, User.used_bytes).where(User.id == bindparam("owner_id")).cte("owner")
+    owner = select(User.id).where(User.id == bindparam("owner_id")).cte("owner")
     insert_file = insert(File).from_select(
         ["id", "owner_id", "path", "name"],
         select(
@@ -73,7 +73,7 @@ def _open_upload() -> Executable:
     file = aliased(File, upserted)
     upload = aliased(Upload, inserted)
     return (
-        select(file, upload, owner.c.used_bytes)
+        select(file, upload)
         .select_from(upserted)
         .join(inserted, inserted.c.file_id == upserted.c.id)
         .join(owner, owner.c.id == upserted.c.owner_id)
@@ -127,12 +127,14 @@ _LOCK_PATHS = select(
         func.hashtext("filestore.paths"), func.hashtext(func.cast(bindparam("owner"), Text))
     )
 )
-# A file row that exists for the namespace: with content, or with an upload pending for it.
-_LIVE = File.object_key.is_not(None) | (
+# A file row without content and with no upload pending for it: nothing will ever fill it.
+_CONTENTLESS = File.object_key.is_(None) & ~(
     select(Upload.id)
     .where(Upload.file_id == File.id, Upload.status == UploadStatus.pending)
     .exists()
 )
+# A file row that holds its path: with content, or with an upload pending for it.
+_LIVE = ~_CONTENTLESS
 
 # The hot statements of confirmation, built once: building a select per call shows in profiles.
 _UPLOAD_BY_KEY = select(Upload).where(Upload.object_key == bindparam("object_key"))
@@ -169,13 +171,6 @@ _ACCOUNT_CHANGE = (
         used_bytes=User.used_bytes + bindparam("size_delta", type_=User.used_bytes.type),
     )
     .execution_options(synchronize_session=False)
-)
-
-# A file row without content and with no upload pending for it: nothing will ever fill it.
-_CONTENTLESS = File.object_key.is_(None) & ~(
-    select(Upload.id)
-    .where(Upload.file_id == File.id, Upload.status == UploadStatus.pending)
-    .exists()
 )
 
 
@@ -218,10 +213,10 @@ class FileRepository:
 
     async def open_upload(
         self, path: str, name: str, upload: dict[str, object]
-    ) -> tuple[File, Upload, int] | None:
-        """The file row for ``path`` (created without content if new) locked for update, a
-        pending upload for it made of ``upload`` (its column values), and the owner's used
-        bytes; ``None`` if the owner does not exist."""
+    ) -> tuple[File, Upload] | None:
+        """The file row for ``path`` (created without content if new) locked for update and a
+        pending upload for it made of ``upload`` (its column values); ``None`` if the owner
+        does not exist."""
         values = {
             **upload,
             "new_file_id": uuid.uuid4(),
@@ -233,8 +228,8 @@ class FileRepository:
         row = (await self.session.execute(_OPEN_UPLOAD, values)).one_or_none()
         if row is None:
             return None
-        file, opened, used_bytes = row
-        return file, opened, int(used_bytes)
+        file, opened = row
+        return file, opened
 
     async def reserve(self, upload_id: uuid.UUID, wanted: int, quota: int) -> Grant:
         """Add up to ``wanted`` bytes (what the quota has left) to an upload's reservation."""
@@ -246,22 +241,11 @@ class FileRepository:
         """Serialise this owner's path-creating transactions (see ``_LOCK_PATHS``)."""
         await self.session.execute(_LOCK_PATHS, {"owner": str(self.owner_id)})
 
-    async def file_among(self, paths: Sequence[str]) -> str | None:
-        """The first of ``paths`` that is a live file of the owner, if any."""
-        if not paths:
-            return None
-        query = (
-            select(File.path)
-            .where(File.owner_id == self.owner_id, File.path.in_(paths), _LIVE)
-            .order_by(File.path)
-            .limit(1)
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def is_folder(self, path: str) -> bool:
-        """Whether live files lie below ``path`` (a range of the owner/path index)."""
+    async def path_claims(self, path: str, parents: Sequence[str]) -> tuple[bool, str | None]:
+        """Whether live files lie below ``path`` (a folder: a range of the owner/path index),
+        and the first of ``parents`` that is a live file: one round trip."""
         below = path.rstrip("/") + "/"
-        query = select(
+        folder = (
             select(File.id)
             .where(
                 File.owner_id == self.owner_id,
@@ -271,7 +255,15 @@ class FileRepository:
             )
             .exists()
         )
-        return bool((await self.session.execute(query)).scalar())
+        parent_file = (
+            select(File.path)
+            .where(File.owner_id == self.owner_id, File.path.in_(parents), _LIVE)
+            .order_by(File.path)
+            .limit(1)
+            .scalar_subquery()
+        )
+        row = (await self.session.execute(select(folder, parent_file))).one()
+        return bool(row[0]), row[1]
 
     async def holds(self, file_id: uuid.UUID, object_key: str, etag: str) -> bool:
         """Whether the file's content is already this object version (no lock taken)."""
