@@ -25,6 +25,8 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY alembic.ini ./
 COPY migrations/ ./migrations/
 COPY worker/ ./worker/
+COPY infra/ ./infra/
+COPY domain/ ./domain/
 COPY api/ ./api/
 # Only the storage setup from scripts/ (the rest is make run's and the tests' tooling).
 COPY scripts/__init__.py scripts/setup_storage.py ./scripts/
@@ -57,5 +59,5 @@ USER 10001:10001
 EXPOSE 8080
 
 # uvicorn with FILESTORE_API_PROCESSES processes (default: the cores), JSON logs from the first
-# line (api/log_config.json), on 0.0.0.0:8080.
+# line (infra/log_config.json), on 0.0.0.0:8080.
 CMD ["python", "-m", "api.serve"]

@@ -1,23 +1,23 @@
 """Reading a JSON body by hand, for routes that also accept other content types."""
 
 import json
-import re
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
-from api.config import Settings
 from api.error_handlers import describe_validation
-from api.errors import MalformedJson, PayloadTooLarge, ValidationFailed
-from api.text import RULE, find_unclean_text, json_text_is_clean
+from domain.errors import ClientDisconnected, MalformedJson, PayloadTooLarge, ValidationFailed
+from domain.text import RULE, find_unclean_text, json_text_is_clean, nesting_exceeds
+from infra.config import Settings
 
 Model = TypeVar("Model", bound=BaseModel)
 
 # One match per bracket: everything before it (strings included, so a bracket inside a string
 # does not count) is consumed by the regex engine, possessively, so nothing backtracks. The
 # ``\Z`` alternative lets the last match swallow the tail instead of failing at every offset.
-_NEXT_BRACKET = re.compile(r'(?:[^"\[\]{}]++|"(?:[^"\\]++|\\.)*+"?)*+([\[\]{}]|\Z)', re.DOTALL)
 
 
 def validate(model: type[Model], data: object) -> Model:
@@ -25,26 +25,6 @@ def validate(model: type[Model], data: object) -> Model:
         return model.model_validate(data)
     except ValidationError as error:
         raise ValidationFailed(describe_validation(error.errors())) from None
-
-
-def nesting_exceeds(text: str, max_depth: int) -> bool:
-    """Whether the JSON ``text`` nests arrays and objects more than ``max_depth`` deep.
-
-    ``json.loads`` recurses once per level and fails with ``RecursionError``, not ``ValueError``,
-    on deep input: check before parsing, without recursion, stopping as soon as it is too deep.
-    """
-    if text.count("[") + text.count("{") <= max_depth:
-        return False
-    depth = 0
-    for match in _NEXT_BRACKET.finditer(text):
-        bracket = match.group(1)
-        if bracket in ("[", "{"):
-            depth += 1
-            if depth > max_depth:
-                return True
-        elif bracket:
-            depth -= 1
-    return False
 
 
 def parse_json(body: bytes, max_depth: int) -> object:
@@ -82,3 +62,13 @@ async def read_json_value(request: Request, limit: int) -> object:
 
 async def read_json(request: Request, model: type[Model], limit: int) -> Model:
     return validate(model, await read_json_value(request, limit))
+
+
+async def body_stream(request: Request) -> AsyncIterator[bytes]:
+    """The request body's chunks; a client that goes away mid-body is ``ClientDisconnected``, the
+    domain's own error, so nothing below the routes needs to know the framework's."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise ClientDisconnected() from None

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.config import Settings
+from infra.config import Settings
 
 CSP = "Content-Security-Policy"
 # On every response: no MIME sniffing (a stored file served as text/plain stays text), no

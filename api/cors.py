@@ -18,8 +18,8 @@ from botocore.exceptions import ClientError
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from api.config import Settings
-from api.storage import open_storage
+from infra.config import Settings
+from infra.storage.adapter import open_storage
 
 __all__ = [
     "ALLOWED_HEADERS",

@@ -20,7 +20,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.error_handlers import error_body
-from api.errors import RequestTimeout
+from domain.errors import RequestTimeout
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.cache import Cache
-from api.config import Settings
-from api.errors import Unauthorized
-from api.files.upload_slots import UploadSlots
-from api.models import User
-from api.security import TokenReader
-from api.storage import Storage
+from domain.errors import Unauthorized
+from domain.models import User
+from domain.uploads.slots import UploadSlots
+from domain.users.security import TokenReader
+from infra.cache import Cache
+from infra.config import Settings
+from infra.storage.adapter import Storage
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/user/auth", auto_error=False)
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from api.errors import (
+from domain.errors import (
     AppError,
     ClientDisconnected,
     DatabaseUnavailable,
@@ -27,7 +27,7 @@ from api.errors import (
     StorageUnavailable,
     ValidationFailed,
 )
-from api.transient import NO_SUCH_BUCKET, Backend, classify, storage_fields
+from infra.transient import NO_SUCH_BUCKET, Backend, classify, storage_fields
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.config import get_settings
 from api.error_handlers import error_body
-from api.errors import HeadersTooLarge
+from domain.errors import HeadersTooLarge
+from infra.config import get_settings
 
 log = logging.getLogger(__name__)
 

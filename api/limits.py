@@ -5,7 +5,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.error_handlers import error_body
-from api.errors import PayloadTooLarge
+from domain.errors import PayloadTooLarge
 
 
 class BodyLimitMiddleware:

@@ -6,29 +6,31 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
 
+from api import prometheus as metrics_http
 from api.browser_security import SecurityHeadersMiddleware
-from api.cache import Cache
-from api.config import Settings, get_settings
 from api.cors import install_cors
-from api.db import create_engine, create_sessionmaker
 from api.deadlines import BodyDeadlineMiddleware
 from api.error_handlers import install_error_handlers
 from api.files.router import router as files_router
-from api.files.upload_slots import UploadSlots
 from api.head import HeadMiddleware
 from api.health.readiness import router as readiness_router
 from api.health.router import liveness_router
 from api.health.router import router as health_router
 from api.limits import BodyLimitMiddleware
-from api.logging import RequestContextMiddleware, configure_logging
-from api.metrics import http as metrics_http
 from api.openapi import document_error_bodies
 from api.pages import install_pages
-from api.redis import create_redis
-from api.security import TokenReader
-from api.storage import open_storage
+from api.request_context import RequestContextMiddleware
 from api.storage_events.router import router as storage_events_router
+from api.uploads.router import router as uploads_router
 from api.users.router import router as users_router
+from domain.uploads.slots import UploadSlots
+from domain.users.security import TokenReader
+from infra.cache import Cache
+from infra.config import Settings, get_settings
+from infra.db import create_engine, create_sessionmaker
+from infra.logging import configure_logging
+from infra.redis import create_redis
+from infra.storage.adapter import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(users_router)
     v1.include_router(health_router)
     v1.include_router(files_router)
+    v1.include_router(uploads_router)
     v1.include_router(storage_events_router)
     app.include_router(v1)
     app.include_router(liveness_router)

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api.errors import (
+from domain.errors import (
     COMMON_ERRORS,
     ClientDisconnected,
     ErrorBody,

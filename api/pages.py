@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.browser_security import CSP, docs_policy, inline_script_hashes, page_policy
-from api.config import Settings
+from infra.config import Settings
 
 DOCS_ASSETS = "/static/docs"
 WEB_ASSETS = "/static/web"

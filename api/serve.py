@@ -15,10 +15,10 @@ import tempfile
 
 import uvicorn
 
-from api.config import get_settings
 from api.http_protocol import HTTP
-from api.log_config import LOG_CONFIG_FILE
-from api.logging import configure_logging
+from infra.config import get_settings
+from infra.log_config import LOG_CONFIG_FILE
+from infra.logging import configure_logging
 
 log = logging.getLogger("filestore.serve")
 

@@ -31,12 +31,12 @@ from typing import Any
 
 import httpx
 
-from api import metrics
-from api.config import Settings
 from api.http_protocol import HTTP
-from api.metrics.http import HttpMetricsMiddleware
+from api.prometheus import HttpMetricsMiddleware
 from bench.stack import ROOT, ensure_wrk, running_stack
 from bench.wrk import run_wrk
+from infra import metrics
+from infra.config import Settings
 from scripts.seaweed import free_port
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -51,7 +51,7 @@ def cpu_seconds(pid: int) -> float:
 def start_api(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port), "--http", HTTP]
     process = subprocess.Popen(
-        [*command, "--log-config", "api/log_config.json", "--log-level", "warning"],
+        [*command, "--log-config", "infra/log_config.json", "--log-level", "warning"],
         cwd=ROOT,
         env={**env, "FILESTORE_LOG_LEVEL": "WARNING"},
         stdout=subprocess.DEVNULL,

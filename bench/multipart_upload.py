@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 
-from api.config import get_settings
 from bench.stack import running_stack
+from infra.config import get_settings
 
 MIB = 1024 * 1024
 READ_CHUNK = 4 * MIB

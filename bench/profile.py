@@ -27,7 +27,7 @@ from bench.stack import ensure_wrk
 from bench.wrk import LUA
 
 CATEGORIES = (
-    ("issue_upload", "presign", "signing (api/signer.py)"),
+    ("issue_upload", "presign", "signing (infra/storage/signer.py)"),
     ("issue_upload", "Logger", "the 'upload issued' log line"),
     ("issue_upload", "get_or_create", "upsert + lock of the file row"),
     ("issue_upload", "used_bytes", "SELECT used_bytes"),

@@ -32,8 +32,8 @@ import asyncpg
 import httpx
 from aiobotocore.session import get_session
 
-from api.config import Settings
 from bench.stack import ROOT
+from infra.config import Settings
 from scripts.seaweed import free_port
 
 MIB = 1024 * 1024

@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from api.config import get_settings
 from bench import confirm_latency, listing, processes, signing, small_uploads, transfer
 from bench.stack import ROOT, ensure_wrk, running_stack
 from bench.wrk import run_wrk
+from infra.config import get_settings
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -211,7 +211,8 @@ def table(results: dict[str, Any]) -> str:
     ours, theirs = results["signing"]["api_signer_us"], results["signing"]["botocore_us"]
     for kind in ("get", "put", "put_with_size_and_sha256", "post"):
         lines.append(
-            f"| CPU per presigned {kind.replace('_', ' ')} | {ours[kind]} µs (api/signer.py) | "
+            f"| CPU per presigned {kind.replace('_', ' ')} | {ours[kind]} µs "
+            "(infra/storage/signer.py) | "
             f"{theirs[kind]} µs (botocore) | {results['signing']['speedup'][kind]}x faster |"
         )
     return "\n".join(lines)

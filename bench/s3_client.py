@@ -1,7 +1,7 @@
 """S3 client cost on the data path, side by side in one run against a SeaweedFS of our own:
-aiobotocore alone (api/storage.py's ``Storage`` without ``api.s3_requests``), ``Storage`` as the
-API runs it (PUT and HEAD signed by api/signer.py and sent with aiohttp, the rest aiobotocore)
-and obstore (Rust's object_store).
+aiobotocore alone (``infra.storage.adapter.Storage`` without ``infra.storage.s3_requests``),
+``Storage`` as the API runs it (PUT and HEAD signed by ``infra.storage.signer`` and sent with
+aiohttp, the rest aiobotocore) and obstore (Rust's object_store).
 
 For each operation (PUT 64 KiB, HEAD, GET 64 KiB and a larger object streamed to the end, DELETE)
 and each client: calls per second and microseconds of process CPU time per call, ``--calls``
@@ -34,8 +34,8 @@ import uvloop
 from obstore.store import S3Store
 from pydantic import SecretStr
 
-from api.config import Settings, get_settings
-from api.storage import Storage, open_storage
+from infra.config import Settings, get_settings
+from infra.storage.adapter import Storage, open_storage
 from scripts.seaweed import SeaweedServer
 
 KIB = 1024
@@ -388,7 +388,7 @@ def main() -> None:
     print(
         f"{plan.calls} calls per operation ({plan.large_calls} for the large GET), "
         f"concurrency {plan.concurrency}, median of {plan.rounds} rounds; CPU ratio = "
-        "aiobotocore µs / the other's µs (storage: PUT and HEAD by api.s3_requests); "
+        "aiobotocore µs / the other's µs (storage: PUT and HEAD by infra.storage.s3_requests); "
         + ", ".join(f"{name} {v}" for name, v in result["versions"].items())
     )
     print(table(result))

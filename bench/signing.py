@@ -1,13 +1,13 @@
 """CPU cost of signing: microseconds of process time per presigned URL, for the signer the API
-uses (api/signer.py) and, as the baseline, botocore's presigner with the same inputs."""
+uses (infra/storage/signer.py) and, as the baseline, botocore's presigner with the same inputs."""
 
 import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
-from api.config import Settings
-from api.storage import open_storage
+from infra.config import Settings
+from infra.storage.adapter import open_storage
 
 SHA256_B64 = "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="
 CONTENT_TYPE = "application/octet-stream"

@@ -18,9 +18,9 @@ import asyncpg
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
-from api.config import Settings, get_settings
 from api.cors import apply_bucket_cors
-from api.logging import configure_logging
+from infra.config import Settings, get_settings
+from infra.logging import configure_logging
 from scripts.seaweed import SeaweedServer, Webhook, die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +125,7 @@ def main() -> int:
     api_url = f"http://{settings.run_host}:{settings.run_port}"
     try:
         # All log JSON from their first line: api.serve gives uvicorn our log config
-        # (api/log_config.py), the worker configures it itself before arq writes anything.
+        # (infra/log_config.py), the worker configures it itself before arq writes anything.
         children.append(spawn([python, "-m", "api.serve"], env))
         children.extend(
             spawn([python, "-m", "worker"], env) for _ in range(settings.worker_processes)

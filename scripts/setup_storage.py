@@ -24,9 +24,9 @@ import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from api.config import Settings
 from api.cors import bucket_cors_rule, bucket_origins
-from api.storage import Storage, open_storage, signer_for
+from infra.config import Settings
+from infra.storage.adapter import Storage, open_storage, signer_for
 
 __all__ = ["Check", "Options", "Report", "main", "setup_storage"]
 

@@ -10,7 +10,6 @@ import os
 import random
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -23,16 +22,15 @@ from arq.worker import Worker
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api.config import Settings
 from api.main import create_app
-from api.storage import Storage
+from infra.config import Settings
+from infra.storage.adapter import Storage
 from scripts.seaweed import SeaweedServer
-from tests.helpers import Account, Bucket, OwnRedis, RunWorker, make_account
+from tests.helpers import ROOT, Account, Bucket, OwnRedis, RunWorker, make_account
 from worker.context import open_context
 from worker.main import worker_options
 from worker.tasks import drain_outbox
 
-ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get(
     "FILESTORE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -20,6 +21,10 @@ else:
     S3Client = Any
 
 RunWorker = Callable[[], Awaitable[None]]
+
+TESTS_DIR = Path(__file__).resolve().parent
+ROOT = TESTS_DIR.parent
+EVENT_FIXTURES = TESTS_DIR / "fixtures" / "events"
 
 
 @dataclass

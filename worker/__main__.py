@@ -13,9 +13,9 @@ import sys
 
 from arq.worker import Worker
 
-from api.cache import REDIS_FAILURES
-from api.config import get_settings
-from api.logging import configure_logging
+from infra.cache import REDIS_FAILURES
+from infra.config import get_settings
+from infra.logging import configure_logging
 from worker.main import worker_options
 
 log = logging.getLogger("worker")

@@ -5,10 +5,10 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
-from api.config import Settings
-from api.db import create_engine, create_sessionmaker
-from api.redis import create_redis
-from api.storage import open_storage
+from infra.config import Settings
+from infra.db import create_engine, create_sessionmaker
+from infra.redis import create_redis
+from infra.storage.adapter import open_storage
 
 
 async def open_context(

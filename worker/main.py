@@ -12,9 +12,9 @@ from arq.connections import RedisSettings
 from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 
-from api.config import Settings, get_settings
-from api.jobs import CONFIRM_UPLOAD, DRAIN_OUTBOX, RECONCILE_UPLOADS, SWEEP_BUCKET
-from api.logging import configure_logging
+from infra.config import Settings, get_settings
+from infra.jobs import CONFIRM_UPLOAD, DRAIN_OUTBOX, RECONCILE_UPLOADS, SWEEP_BUCKET
+from infra.logging import configure_logging
 from worker import metrics as worker_metrics
 from worker.context import open_context
 from worker.tasks import confirm_upload, drain_outbox, reconcile_uploads, sweep_bucket

@@ -19,8 +19,8 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from arq import Retry
 from prometheus_client import make_wsgi_app
 
-from api import metrics
-from api.config import Settings
+from infra import metrics
+from infra.config import Settings
 
 __all__ = ["instrumented", "start"]
 

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.config import get_settings
-from api.logging import configure_logging
+from infra.config import get_settings
+from infra.logging import configure_logging
 from worker.context import open_context
 from worker.tasks import drain_outbox, reconcile_uploads, sweep_bucket
 

@@ -9,12 +9,14 @@ from typing import Any
 from arq import Retry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api import metrics
-from api.config import Settings
-from api.files import confirmation, outbox, reconcile, sweep
-from api.jobs import CONFIRM_UPLOAD
-from api.storage import Storage
-from api.transient import is_transient, storage_fields
+from domain.objects.tasks import drain, sweep
+from domain.uploads import confirmation
+from domain.uploads.tasks import reconcile
+from infra import metrics
+from infra.config import Settings
+from infra.jobs import CONFIRM_UPLOAD
+from infra.storage.adapter import Storage
+from infra.transient import is_transient, storage_fields
 from worker.metrics import instrumented
 
 log = logging.getLogger(__name__)
@@ -87,8 +89,8 @@ async def confirm_upload(
 @skips_outages
 @instrumented
 async def drain_outbox(ctx: Context) -> dict[str, int]:
-    """Delete the objects the outbox holds (``files.outbox``)."""
-    counts = await outbox.drain_outbox(*_deps(ctx))
+    """Delete the objects the outbox holds (``domain.objects.tasks.drain``)."""
+    counts = await drain.drain_outbox(*_deps(ctx))
     metrics.outbox_drained(counts["deleted"])
     return counts
 

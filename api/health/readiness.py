@@ -8,8 +8,8 @@ taken out of rotation until its dependencies come back, not restarted.
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.config import Settings
 from api.health import service
+from infra.config import Settings
 
 router = APIRouter()
 

@@ -2,9 +2,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, QueueDep, SettingsDep, StorageDep
-from api.errors import Unauthorized, responses
 from api.health import service
 from api.health.schemas import Ping
+from domain.errors import Unauthorized, responses
 
 router = APIRouter(tags=["health"])
 

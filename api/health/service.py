@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.storage import Storage
-from api.transient import storage_fields
+from infra.storage.adapter import Storage
+from infra.transient import storage_fields
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from fastapi import APIRouter, Header, Request, Response, status
 
 from api.body import read_json_value
 from api.deps import QueueDep, SettingsDep
-from api.errors import MalformedBody, MalformedJson, QueueUnavailable, Unauthorized, responses
-from api.storage_events import service
+from domain.errors import MalformedBody, MalformedJson, QueueUnavailable, Unauthorized, responses
+from domain.storage_events import service
 
 router = APIRouter(prefix="/storage", tags=["storage"])
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, status
 
 from api.body import read_json, validate
 from api.deps import CurrentUser, QueueDep, SessionDep, SettingsDep
-from api.errors import (
+from domain.errors import (
     InvalidCredentials,
     LoginTaken,
     MalformedJson,
@@ -14,10 +14,10 @@ from api.errors import (
     ValidationFailed,
     responses,
 )
-from api.ratelimit import AuthThrottle
-from api.text import RULE, find_unclean_text
-from api.users import service
-from api.users.schemas import Credentials, LoginAttempt, TokenOut, UserOut
+from domain.text import RULE, find_unclean_text
+from domain.users import service
+from domain.users.schemas import Credentials, LoginAttempt, TokenOut, UserOut
+from infra.ratelimit import AuthThrottle
 
 router = APIRouter(prefix="/user", tags=["users"])
 

@@ -1,0 +1,348 @@
+"""Every upload route under ``/files``: the intent (JSON: a presigned single PUT/POST or
+multipart) or the proxied form-data upload, an upload's state, ``complete``, the presigned
+multipart parts, Uppy's signer and abort. The protocols themselves live in ``domain.uploads``.
+"""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from api.body import body_stream, parse_json, validate
+from api.body import read_json as _read_json
+from api.deps import (
+    CurrentUser,
+    CurrentUserId,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+    StorageDep,
+    UploadSlotsDep,
+)
+from api.error_handlers import error_response
+from domain.errors import (
+    EmptyFile,
+    InvalidPath,
+    LengthRequired,
+    MalformedBody,
+    MalformedJson,
+    MissingPart,
+    NotMultipart,
+    PartsMissing,
+    PathTaken,
+    PayloadTooLarge,
+    QuotaExceeded,
+    ServerBusy,
+    TooManyUploads,
+    Unauthorized,
+    UploadClosed,
+    UploadIdMismatch,
+    UploadNotFound,
+    ValidationFailed,
+    responses,
+)
+from domain.files.schemas import FileOut, StoredFile
+from domain.models import UploadStatus
+from domain.uploads import multipart, proxied, single, uppy
+from domain.uploads.form_data import boundary_of, read_multipart
+from domain.uploads.schemas import (
+    CompletedPartIn,
+    CompleteIn,
+    PartsIn,
+    PendingFile,
+    SignedParts,
+    StoredParts,
+    UploadIntentIn,
+    UploadState,
+)
+from infra.config import Settings
+
+router = APIRouter(prefix="/files", tags=["files"])
+
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": UploadIntentIn.model_json_schema(),
+                "examples": {
+                    "single PUT": {
+                        "summary": "A small file: one presigned PUT",
+                        "value": {"path": "/docs/", "name": "report.pdf", "size": 2016},
+                    },
+                    "multipart": {
+                        "summary": "A large file: presigned parts",
+                        "value": {"path": "/big/disk.img", "size": 1073741824, "multipart": True},
+                    },
+                },
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "path": {"type": "string", "description": "Before the file part."},
+                        "file": {"type": "string", "format": "binary"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+COMPLETE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": CompleteIn.model_json_schema()}},
+    }
+}
+_SIGN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": uppy.SignRequestIn.model_json_schema()}},
+    }
+}
+_PARTS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PartsIn.model_json_schema()}},
+    }
+}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The request body is over {limit} bytes.")
+    return bytes(body)
+
+
+async def read_complete_body(request: Request, settings: Settings) -> list[CompletedPartIn] | None:
+    """The optional ``{"parts": [...]}`` of ``complete``; an empty body is no list."""
+    body = await _read_body(request, settings.max_request_body_bytes)
+    if not body.strip():
+        return None
+    return validate(CompleteIn, parse_json(body, settings.max_json_depth)).parts
+
+
+@router.post(
+    "/upload",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PendingFile | StoredFile,
+    responses=responses(
+        Unauthorized,
+        InvalidPath,
+        MissingPart,
+        EmptyFile,
+        MalformedBody,
+        LengthRequired,
+        PayloadTooLarge,
+        QuotaExceeded,
+        TooManyUploads,
+        PathTaken,
+        UploadClosed,
+        ValidationFailed,
+        TooManyUploads,
+        ServerBusy,
+    ),
+    openapi_extra=_UPLOAD_BODY,
+)
+async def upload(
+    request: Request,
+    owner_id: CurrentUserId,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    slots: UploadSlotsDep,
+    path: Annotated[str | None, Query(description="Target path, if not a form field.")] = None,
+) -> PendingFile | StoredFile:
+    """Upload a file.
+
+    With a JSON body ``{path, name?, size?, content_type?, sha256?}``: a pending file and a
+    presigned PUT (and a browser POST); storage's notification confirms it. With
+    ``multipart/form-data``: the ``file`` part is streamed to storage through the API.
+    A path ending in ``/`` is a folder and the file keeps its own name; an existing path is
+    overwritten and keeps its id.
+    """
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        intent = await _read_json(request, UploadIntentIn, settings.max_request_body_bytes)
+        if multipart.wants_multipart(intent, settings):
+            return await multipart.issue_multipart(session, storage, settings, owner_id, intent)
+        return await single.issue_upload(session, storage, settings, owner_id, intent)
+    boundary = boundary_of(content_type)
+    if boundary is None:
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            raise MissingPart("A urlencoded form has no file: send multipart/form-data.")
+        raise MalformedBody("Send JSON (a direct upload) or multipart/form-data with 'file'.")
+    declared = request.headers.get("content-length")
+    if declared is None and "chunked" not in request.headers.get("transfer-encoding", ""):
+        raise LengthRequired()
+    too_long = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+    if declared is not None and declared.isdigit() and int(declared) > too_long:
+        raise PayloadTooLarge()
+    ctx = proxied.UploadContext(sessionmaker, storage, settings)
+    async with slots.hold(owner_id):
+        events = read_multipart(body_stream(request), boundary)
+        length = int(declared) if declared is not None and declared.isdigit() else None
+        file = await proxied.upload_proxied(ctx, owner_id, events, path, length)
+    return StoredFile(**FileOut.of(file).model_dump())
+
+
+@router.get("/uploads/{upload_id}", responses=responses(Unauthorized, UploadNotFound))
+async def upload_state(
+    upload_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> UploadState:
+    """An upload's state (pending, completed, rejected with a reason, expired, failed, aborted)
+    and its file."""
+    return await single.upload_state(session, settings, user, upload_id)
+
+
+@router.post(
+    "/uploads/{upload_id}/complete",
+    response_model=UploadState,
+    responses={
+        202: {"model": UploadState, "description": "The object has not arrived yet."},
+        **responses(
+            Unauthorized,
+            UploadNotFound,
+            UploadClosed,
+            PartsMissing,
+            MalformedJson,
+            PayloadTooLarge,
+            ValidationFailed,
+        ),
+    },
+    openapi_extra=COMPLETE_BODY,
+)
+async def complete_upload(
+    request: Request,
+    upload_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    response: Response,
+) -> UploadState | JSONResponse:
+    """Confirm a direct upload now: 200 once confirmed, 202 while the object has not arrived,
+    409 when it was rejected (the reason says why), has expired or was aborted.
+
+    A multipart upload is assembled first (CompleteMultipartUpload) from the optional body
+    ``{"parts": [{"number", "etag"}]}`` or, without it, from the parts storage holds, which
+    must be 1..part_count: 409 ``parts_missing`` names the gaps."""
+    parts = await read_complete_body(request, settings)
+    state = await multipart.complete_multipart(session, storage, settings, user, upload_id, parts)
+    if state.status in {UploadStatus.rejected, UploadStatus.expired, UploadStatus.aborted}:
+        detail = f"The upload is {state.status}: {state.reason or 'no reason given'}."
+        return error_response(UploadClosed(detail))
+    if state.status == UploadStatus.pending:
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Retry-After"] = "1"
+    return state
+
+
+@router.post(
+    "/uploads/sign",
+    response_model=uppy.SignedRequestOut,
+    response_model_exclude_none=True,
+    responses=responses(
+        Unauthorized,
+        InvalidPath,
+        UploadNotFound,
+        UploadIdMismatch,
+        QuotaExceeded,
+        TooManyUploads,
+        PathTaken,
+        UploadClosed,
+        MalformedJson,
+        PayloadTooLarge,
+        ValidationFailed,
+    ),
+    openapi_extra=_SIGN_BODY,
+)
+async def sign_request(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> uppy.SignedRequestOut:
+    """Uppy 6's ``signRequest``: sign one S3 request of the caller's own direct upload.
+
+    Body: Uppy's request ``{method, key, uploadId?, partNumber?, contentType?}``. PutObject
+    (``PUT``) and CreateMultipartUpload (``POST``) without ``uploadId`` open a pending upload
+    at the path ``key`` and answer our object ``key`` (PutObject as a POST policy in
+    ``fields``); UploadPart, ListParts, CompleteMultipartUpload and AbortMultipartUpload (with
+    ``uploadId``) are signed for the caller's pending upload with that key only, 404 for
+    anything else. The first ``uploadId`` is recorded; another one is 409. Never rate-limited.
+    """
+    body = await _read_body(request, settings.max_request_body_bytes)
+    asked = validate(uppy.SignRequestIn, parse_json(body, settings.max_json_depth))
+    return await uppy.sign_request(session, storage, settings, user, asked)
+
+
+@router.post(
+    "/uploads/{upload_id}/parts",
+    responses=responses(
+        Unauthorized,
+        UploadNotFound,
+        UploadClosed,
+        NotMultipart,
+        MalformedJson,
+        PayloadTooLarge,
+        ValidationFailed,
+    ),
+    openapi_extra=_PARTS_BODY,
+)
+async def sign_parts(
+    request: Request,
+    upload_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> SignedParts:
+    """Presigned UploadPart URLs for up to 1,000 parts of a pending multipart upload.
+
+    Each URL pins the part's exact length (every part but the last is ``part_size`` bytes) and,
+    when the part's ``sha256`` is given, its checksum (``x-amz-checksum-sha256``): storage
+    refuses other bytes. Send the returned ``headers`` with the part; keep each answer's
+    ``ETag``, or ask ``GET .../parts`` later.
+    """
+    body = await _read_body(request, settings.max_request_body_bytes)
+    parts = validate(PartsIn, parse_json(body, settings.max_json_depth)).parts
+    return await multipart.sign_parts(session, storage, settings, user, upload_id, parts)
+
+
+@router.get(
+    "/uploads/{upload_id}/parts",
+    responses=responses(Unauthorized, UploadNotFound, UploadClosed, NotMultipart),
+)
+async def list_parts(
+    upload_id: uuid.UUID, user: CurrentUser, session: SessionDep, storage: StorageDep
+) -> StoredParts:
+    """The parts storage holds for a pending multipart upload (number, size, etag), every
+    ListParts page: a client that lost its state resumes from here."""
+    return await multipart.list_parts(session, storage, user, upload_id)
+
+
+@router.delete(
+    "/uploads/{upload_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(Unauthorized, UploadNotFound, UploadClosed),
+)
+async def abort_upload(
+    upload_id: uuid.UUID, user: CurrentUser, session: SessionDep, storage: StorageDep
+) -> Response:
+    """Abort a pending direct upload (single PUT or multipart): storage's multipart upload is
+    aborted, an object that arrived is deleted, the upload becomes ``aborted``. 409 once it
+    was completed, rejected or expired; aborting twice is a no-op."""
+    await multipart.abort_upload(session, storage, user, upload_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

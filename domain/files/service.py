@@ -1,0 +1,101 @@
+"""Files: listing, lookups, download helpers and deletion."""
+
+import hashlib
+import json
+import logging
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from domain.errors import FileNotFound
+from domain.files.repository import FileRepository
+from domain.files.schemas import FileList, FileOut, decode_cursor, encode_cursor
+from domain.models import File, User
+from domain.objects.outbox import Outbox
+from infra.cache import Cache
+
+log = logging.getLogger(__name__)
+
+
+class FileRecord(FileOut):
+    """A file as cached for lookups: the public fields plus where its bytes are."""
+
+    object_key: str
+
+    @classmethod
+    def of(cls, file: File) -> "FileRecord":
+        assert file.object_key is not None
+        return cls(**FileOut.of(file).model_dump(), object_key=file.object_key)
+
+
+def _cache_name(kind: str, *parts: object) -> str:
+    digest = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
+    return f"{kind}:{digest}"
+
+
+async def list_files(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cache: Cache,
+    user: User,
+    prefix: str | None,
+    cursor: str | None,
+    limit: int,
+) -> bytes:
+    """A page as JSON bytes: a cache hit goes from the cache to the socket without being parsed,
+    and opens no database session."""
+    key = Cache.key(user.id, user.generation, _cache_name("list", prefix, cursor, limit))
+    cached = await cache.get_raw(key)
+    if cached is not None:
+        return cached
+    after = decode_cursor(cursor) if cursor else None
+    async with sessionmaker() as session:
+        rows = await FileRepository(session, user.id).page(prefix, after, limit + 1)
+    page = (
+        FileList(
+            account=user.login,
+            files=[FileOut.of(row) for row in rows[:limit]],
+            next_cursor=encode_cursor(rows[limit - 1].path) if len(rows) > limit else None,
+        )
+        .model_dump_json()
+        .encode()
+    )
+    await cache.set_raw(key, page)
+    return page
+
+
+async def find_file(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cache: Cache,
+    user: User,
+    reference: uuid.UUID | str,
+) -> FileRecord:
+    """A file with content; a cache hit opens no database session."""
+    key = Cache.key(user.id, user.generation, _cache_name("file", reference))
+    cached = await cache.get_raw(key)
+    if cached is not None:
+        return FileRecord.model_validate_json(cached)
+    async with sessionmaker() as session:
+        file = await FileRepository(session, user.id).find(reference)
+        if file is None:
+            raise FileNotFound()
+        record = FileRecord.of(file)
+    await cache.set_raw(key, record.model_dump_json().encode())
+    return record
+
+
+async def delete_file(session: AsyncSession, user: User, reference: uuid.UUID | str) -> None:
+    """Delete the file row (its uploads keep their records) and record its object for deletion,
+    in the request's transaction; lock order: file, then (by the cascade) uploads, then user."""
+    files = FileRepository(session, user.id)
+    found = await files.find(reference)
+    file = await files.lock(found.id) if found else None
+    if file is None or file.object_key is None:
+        raise FileNotFound()
+    object_key, size = file.object_key, file.size or 0
+    await files.delete(file)
+    await files.account_change(-size)
+    await Outbox(session).add(object_key, "file deleted")
+    log.info(
+        "file deleted",
+        extra={"user_id": str(user.id), "file_id": str(file.id), "object_key": object_key},
+    )

@@ -1,0 +1,83 @@
+"""Login throttling in Redis: fixed windows per login and per client address.
+
+Every attempt is counted before its password is checked, and counted and judged in one atomic
+Redis step, so concurrent attempts cannot all slip under the limit. A successful login takes
+its attempt back (and clears the login's counter): only failures add up.
+"""
+
+import logging
+
+from redis.asyncio import Redis
+
+from domain.errors import TooManyAttempts
+from infra.cache import REDIS_FAILURES
+from infra.config import Settings
+
+log = logging.getLogger(__name__)
+
+# KEYS: the login's and the address's counters; ARGV[1]: the window in seconds.
+# Returns each counter's value and its TTL, in KEYS order.
+_ATTEMPT = """
+local result = {}
+for _, key in ipairs(KEYS) do
+    local count = redis.call('INCR', key)
+    redis.call('EXPIRE', key, ARGV[1], 'NX')
+    table.insert(result, count)
+    table.insert(result, redis.call('TTL', key))
+end
+return result
+"""
+
+# KEYS: the login's and the address's counters. Only decrements a live counter: a DECR on a
+# counter that has just expired would leave a negative one with no expiry.
+_SUCCEEDED = """
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('DECR', KEYS[2])
+end
+return 0
+"""
+
+
+class AuthThrottle:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._window = settings.auth_failure_window_seconds
+        self._limits = {
+            "login": settings.auth_max_failures_per_login,
+            "addr": settings.auth_max_failures_per_address,
+        }
+        self._attempt = redis.register_script(_ATTEMPT)
+        self._succeeded = redis.register_script(_SUCCEEDED)
+
+    def _keys(self, login: str, address: str) -> dict[str, str]:
+        return {
+            "login": f"fs:authfail:login:{login.lower()}",
+            "addr": f"fs:authfail:addr:{address}",
+        }
+
+    async def attempt(self, login: str, address: str) -> None:
+        """Count an attempt; raise ``TooManyAttempts`` if it is over either limit.
+
+        Fails open: with Redis down, logins are not limited (a warning is logged).
+        """
+        keys = self._keys(login, address)
+        try:
+            results = await self._attempt(keys=list(keys.values()), args=[self._window])
+        except REDIS_FAILURES as error:
+            log.warning("auth throttle unavailable; not limiting", extra={"error": repr(error)})
+            return
+        retry_after = 0
+        for index, kind in enumerate(keys):
+            count, ttl = int(results[2 * index]), int(results[2 * index + 1])
+            if count > self._limits[kind]:
+                log.warning("auth throttled", extra={"scope": kind, "login": login})
+                retry_after = max(retry_after, ttl if ttl > 0 else self._window)
+        if retry_after:
+            raise TooManyAttempts(retry_after=retry_after)
+
+    async def succeeded(self, login: str, address: str) -> None:
+        """Forget the login's attempts and take this one back from the address's count."""
+        try:
+            await self._succeeded(keys=list(self._keys(login, address).values()))
+        except REDIS_FAILURES as error:
+            log.warning("auth throttle unavailable", extra={"error": repr(error)})
