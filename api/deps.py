@@ -1,13 +1,11 @@
 """``Annotated`` dependency aliases that keep routes short and typed."""
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from arq.connections import ArqRedis
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.errors import Unauthorized
 from domain.models import User
@@ -15,6 +13,7 @@ from domain.uploads.slots import UploadSlots
 from domain.users.security import TokenReader
 from infra.cache import Cache
 from infra.config import Settings
+from infra.db import Database
 from infra.storage.adapter import Storage
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/user/auth", auto_error=False)
@@ -43,9 +42,9 @@ async def get_cache(request: Request) -> Cache:
     return cache
 
 
-async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    return sessionmaker
+async def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
 
 
 async def get_upload_slots(request: Request) -> UploadSlots:
@@ -53,22 +52,8 @@ async def get_upload_slots(request: Request) -> UploadSlots:
     return slots
 
 
-SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
-
-
-async def request_session(sessionmaker: SessionmakerDep) -> AsyncIterator[AsyncSession]:
-    """Services only flush; this commits when the route returns and rolls back when it raises."""
-    async with sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
-
-
+DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 QueueDep = Annotated[ArqRedis, Depends(get_redis)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
@@ -93,13 +78,13 @@ async def current_user_id(
 CurrentUserId = Annotated[uuid.UUID, Depends(current_user_id)]
 
 
-async def current_user(user_id: CurrentUserId, sessionmaker: SessionmakerDep) -> User:
+async def current_user(user_id: CurrentUserId, database: DatabaseDep) -> User:
     """The token's user, loaded in a short session of its own.
 
     Not the request session: a streaming upload must not hold a pooled connection while the
     bytes flow. The row also carries ``generation``, which keys the user's cache entries.
     """
-    async with sessionmaker() as session:
+    async with database.reading() as session:
         user = await session.get(User, user_id)
     if user is None:
         raise Unauthorized()

@@ -27,7 +27,7 @@ from domain.uploads.slots import UploadSlots
 from domain.users.security import TokenReader
 from infra.cache import Cache
 from infra.config import Settings, get_settings
-from infra.db import create_engine, create_sessionmaker
+from infra.db import open_database
 from infra.logging import configure_logging
 from infra.redis import create_redis
 from infra.storage.adapter import open_storage
@@ -43,12 +43,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
+        engine, database = open_database(settings)
         redis = create_redis(settings)
         async with open_storage(settings) as storage:
             app.state.settings = settings
             app.state.engine = engine
-            app.state.sessionmaker = create_sessionmaker(engine)
+            app.state.database = database
+            app.state.sessionmaker = database.sessionmaker
             app.state.redis = redis
             app.state.cache = Cache(redis, settings.cache_ttl_seconds, settings.cache_memory_bytes)
             app.state.storage = storage

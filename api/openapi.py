@@ -1,10 +1,14 @@
 """The OpenAPI document, patched to describe the error bodies this API really sends."""
 
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 
+from api.body import JsonBody
 from domain.errors import (
     COMMON_ERRORS,
     ClientDisconnected,
@@ -47,6 +51,26 @@ def _hoist_defs(node: Any, components: dict[str, Any]) -> Any:
     return node
 
 
+def _json_bodies(dependant: Dependant) -> Iterator[JsonBody[Any]]:
+    for dependency in dependant.dependencies:
+        if isinstance(dependency.call, JsonBody):
+            yield dependency.call
+        yield from _json_bodies(dependency)
+
+
+def _declare_json_bodies(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Each route's ``JsonBody`` dependency is its ``requestBody``: FastAPI cannot see a body
+    that a dependency reads from the request itself."""
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or route.path_format is None:
+            continue
+        for body in _json_bodies(route.original_route.dependant):
+            operations = schema.get("paths", {}).get(route.path_format, {})
+            for method in route.methods or ():
+                if method.lower() in operations:
+                    operations[method.lower()]["requestBody"] = body.openapi()
+
+
 def document_error_bodies(app: FastAPI) -> None:
     """FastAPI declares its own ``HTTPValidationError`` (a list of details) for every 422; the
     API answers ``{"error", "detail"}`` like every other error. Every operation also declares
@@ -59,6 +83,7 @@ def document_error_bodies(app: FastAPI) -> None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
+        _declare_json_bodies(app, schema)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components["ErrorBody"] = ErrorBody.model_json_schema()
         components.pop("HTTPValidationError", None)

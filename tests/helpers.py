@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from infra.db import Database
 from scripts.seaweed import free_port
+from worker.context import Context, Deps
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -134,16 +136,13 @@ class OwnRedis:
             self.process = None
 
 
-def worker_ctx(app: Any, settings: Any, storage: Any = None, **extra: Any) -> dict[str, Any]:
+def worker_ctx(app: Any, settings: Any, storage: Any = None, job_try: int = 1) -> Context:
     """What a job gets from the worker, built on the test app's clients (``storage`` to give
-    one of its own, such as an unreachable one)."""
-    return {
-        "sessionmaker": app.state.sessionmaker,
-        "storage": storage if storage is not None else app.state.storage,
-        "settings": settings,
-        "redis": app.state.redis,
-        **extra,
-    }
+    one of its own, such as an unreachable one; ``settings`` decide the transactions' retry)."""
+    database = Database(app.state.sessionmaker, settings.transaction_retry_seconds)
+    storage = storage if storage is not None else app.state.storage
+    deps = Deps(settings, database, storage, app.state.redis)
+    return {"deps": deps, "redis": app.state.redis, "job_try": job_try}
 
 
 async def intent(client: httpx.AsyncClient, account: Account, **body: Any) -> httpx.Response:

@@ -7,21 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from arq import Retry
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.objects.tasks import drain, sweep
 from domain.uploads import confirmation
 from domain.uploads.tasks import reconcile
 from infra import metrics
-from infra.config import Settings
 from infra.jobs import CONFIRM_UPLOAD
-from infra.storage.adapter import Storage
 from infra.transient import is_transient, storage_fields
+from worker.context import Context, deps_of
 from worker.metrics import instrumented
 
 log = logging.getLogger(__name__)
 
-Context = dict[str, Any]
 MAX_RETRY_DELAY_SECONDS = 60.0
 
 
@@ -56,10 +53,6 @@ def skips_outages(
     return run
 
 
-def _deps(ctx: Context) -> tuple[async_sessionmaker[AsyncSession], Storage, Settings]:
-    return ctx["sessionmaker"], ctx["storage"], ctx["settings"]
-
-
 @instrumented
 async def confirm_upload(
     ctx: Context, object_key: str, landed_at: float | None = None, etag: str | None = None
@@ -69,8 +62,9 @@ async def confirm_upload(
     reported (both absent from older jobs)."""
     landed = datetime.fromtimestamp(landed_at, UTC) if landed_at is not None else None
     try:
+        deps = deps_of(ctx)
         result = await confirmation.confirm_in_transaction(
-            *_deps(ctx), object_key, landed_at=landed, etag=etag
+            deps.database, deps.storage, deps.settings, object_key, landed, etag
         )
     except Exception as error:
         if is_transient(error):
@@ -90,7 +84,8 @@ async def confirm_upload(
 @instrumented
 async def drain_outbox(ctx: Context) -> dict[str, int]:
     """Delete the objects the outbox holds (``domain.objects.tasks.drain``)."""
-    counts = await drain.drain_outbox(*_deps(ctx))
+    deps = deps_of(ctx)
+    counts = await drain.drain_outbox(deps.database, deps.storage, deps.settings)
     metrics.outbox_drained(counts["deleted"])
     return counts
 
@@ -99,12 +94,13 @@ async def drain_outbox(ctx: Context) -> dict[str, int]:
 @instrumented
 async def sweep_bucket(ctx: Context) -> dict[str, int]:
     """Delete what no row references (``files.sweep``): the safety net under every route."""
-    sessionmaker, storage, settings = _deps(ctx)
-    return await sweep.sweep_bucket(sessionmaker, storage, ctx["redis"], settings)
+    deps = deps_of(ctx)
+    return await sweep.sweep_bucket(deps.database, deps.storage, deps.redis, deps.settings)
 
 
 @skips_outages
 @instrumented
 async def reconcile_uploads(ctx: Context) -> dict[str, int]:
     """Confirm missed uploads, close abandoned ones (``files.reconcile``)."""
-    return await reconcile.reconcile_uploads(*_deps(ctx))
+    deps = deps_of(ctx)
+    return await reconcile.reconcile_uploads(deps.database, deps.storage, deps.settings)

@@ -7,8 +7,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from api.deps import (
     CacheDep,
     CurrentUser,
-    SessionDep,
-    SessionmakerDep,
+    DatabaseDep,
     SettingsDep,
     StorageDep,
 )
@@ -41,7 +40,7 @@ PathRef = Annotated[str, Query(description="A file's absolute path, or its id.",
 )
 async def list_files(
     user: CurrentUser,
-    sessionmaker: SessionmakerDep,
+    database: DatabaseDep,
     cache: CacheDep,
     path: Annotated[str | None, Query(description="Folder to list, e.g. /docs/")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -49,7 +48,7 @@ async def list_files(
 ) -> Response:
     """The user's files ordered by path, a page at a time (pass ``next_cursor`` back)."""
     prefix = folder_prefix(path) if path else None
-    page = await service.list_files(sessionmaker, cache, user, prefix, cursor, limit)
+    page = await service.list_files(database, cache, user, prefix, cursor, limit)
     return Response(page, media_type="application/json")
 
 
@@ -67,7 +66,7 @@ async def list_files(
 async def download(
     request: Request,
     user: CurrentUser,
-    sessionmaker: SessionmakerDep,
+    database: DatabaseDep,
     cache: CacheDep,
     storage: StorageDep,
     settings: SettingsDep,
@@ -75,7 +74,7 @@ async def download(
     proxy: Annotated[bool | None, Query(description="Stream through the API.")] = None,
 ) -> Response:
     """Redirect to a short-lived presigned URL, or stream the bytes (``proxy=true``, Range)."""
-    record = await service.find_file(sessionmaker, cache, user, parse_reference(path))
+    record = await service.find_file(database, cache, user, parse_reference(path))
     disposition = content.content_disposition(record.name)
     use_proxy = settings.download_proxy_default if proxy is None else proxy
     if not use_proxy:
@@ -121,7 +120,8 @@ async def download(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(Unauthorized, InvalidPath, FileNotFound),
 )
-async def delete(user: CurrentUser, session: SessionDep, path: PathRef) -> Response:
+async def delete(user: CurrentUser, database: DatabaseDep, path: PathRef) -> Response:
     """Delete a file by path or id; its object is removed from storage by the worker."""
-    await service.delete_file(session, user, parse_reference(path))
+    reference = parse_reference(path)
+    await database.transaction(lambda session: service.delete_file(session, user, reference))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

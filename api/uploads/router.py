@@ -6,16 +6,14 @@ multipart parts, Uppy's signer and abort. The protocols themselves live in ``dom
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from api.body import body_stream, parse_json, validate
-from api.body import read_json as _read_json
+from api.body import JsonBody, body_stream
 from api.deps import (
     CurrentUser,
     CurrentUserId,
-    SessionDep,
-    SessionmakerDep,
+    DatabaseDep,
     SettingsDep,
     StorageDep,
     UploadSlotsDep,
@@ -42,12 +40,12 @@ from domain.errors import (
     ValidationFailed,
     responses,
 )
+from domain.files.repository import FileRepository
 from domain.files.schemas import FileOut, StoredFile
-from domain.models import UploadStatus
+from domain.models import Upload, UploadStatus
 from domain.uploads import multipart, proxied, single, uppy
 from domain.uploads.form_data import boundary_of, read_multipart
 from domain.uploads.schemas import (
-    CompletedPartIn,
     CompleteIn,
     PartsIn,
     PendingFile,
@@ -56,79 +54,57 @@ from domain.uploads.schemas import (
     UploadIntentIn,
     UploadState,
 )
-from infra.config import Settings
 
 router = APIRouter(prefix="/files", tags=["files"])
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
-_UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": UploadIntentIn.model_json_schema(),
-                "examples": {
-                    "single PUT": {
-                        "summary": "A small file: one presigned PUT",
-                        "value": {"path": "/docs/", "name": "report.pdf", "size": 2016},
-                    },
-                    "multipart": {
-                        "summary": "A large file: presigned parts",
-                        "value": {"path": "/big/disk.img", "size": 1073741824, "multipart": True},
-                    },
-                },
-            },
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "path": {"type": "string", "description": "Before the file part."},
-                        "file": {"type": "string", "format": "binary"},
-                    },
-                }
-            },
-        },
-    }
+_FORM_UPLOAD: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "path": {"type": "string", "description": "Before the file part."},
+        "file": {"type": "string", "format": "binary"},
+    },
 }
-
-
-COMPLETE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": False,
-        "content": {"application/json": {"schema": CompleteIn.model_json_schema()}},
-    }
+_INTENT_EXAMPLES: dict[str, Any] = {
+    "single PUT": {
+        "summary": "A small file: one presigned PUT",
+        "value": {"path": "/docs/", "name": "report.pdf", "size": 2016},
+    },
+    "multipart": {
+        "summary": "A large file: presigned parts",
+        "value": {"path": "/big/disk.img", "size": 1073741824, "multipart": True},
+    },
 }
-_SIGN_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": uppy.SignRequestIn.model_json_schema()}},
-    }
-}
-_PARTS_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": PartsIn.model_json_schema()}},
-    }
-}
+IntentBody = Annotated[
+    UploadIntentIn | None,
+    Depends(
+        JsonBody(
+            UploadIntentIn,
+            examples=_INTENT_EXAMPLES,
+            others={"multipart/form-data": _FORM_UPLOAD},
+        )
+    ),
+]
+CompleteBody = Annotated[CompleteIn | None, Depends(JsonBody(CompleteIn, optional=True))]
+SignBody = Annotated[uppy.SignRequestIn, Depends(JsonBody(uppy.SignRequestIn))]
+PartsBody = Annotated[PartsIn, Depends(JsonBody(PartsIn))]
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"The request body is over {limit} bytes.")
-    return bytes(body)
+async def callers_upload(
+    upload_id: uuid.UUID, owner_id: CurrentUserId, database: DatabaseDep
+) -> Upload:
+    """The caller's upload named by the path, read once: anyone else's is 404 like a missing
+    one. A snapshot: what changes it locks the rows and reads them again."""
+    async with database.reading() as session:
+        upload = await FileRepository(session, owner_id).get_upload(upload_id)
+    if upload is None:
+        raise UploadNotFound()
+    return upload
 
 
-async def read_complete_body(request: Request, settings: Settings) -> list[CompletedPartIn] | None:
-    """The optional ``{"parts": [...]}`` of ``complete``; an empty body is no list."""
-    body = await _read_body(request, settings.max_request_body_bytes)
-    if not body.strip():
-        return None
-    return validate(CompleteIn, parse_json(body, settings.max_json_depth)).parts
+CallersUpload = Annotated[Upload, Depends(callers_upload)]
 
 
 @router.post(
@@ -151,13 +127,12 @@ async def read_complete_body(request: Request, settings: Settings) -> list[Compl
         TooManyUploads,
         ServerBusy,
     ),
-    openapi_extra=_UPLOAD_BODY,
 )
 async def upload(
     request: Request,
     owner_id: CurrentUserId,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
+    intent: IntentBody,
+    database: DatabaseDep,
     settings: SettingsDep,
     storage: StorageDep,
     slots: UploadSlotsDep,
@@ -171,12 +146,13 @@ async def upload(
     A path ending in ``/`` is a folder and the file keeps its own name; an existing path is
     overwritten and keeps its id.
     """
+    if intent is not None:
+        issue = multipart.issue_multipart if multipart.wants_multipart(intent, settings) else None
+        issue = issue or single.issue_upload
+        return await database.transaction(
+            lambda session: issue(session, storage, settings, owner_id, intent)
+        )
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/json"):
-        intent = await _read_json(request, UploadIntentIn, settings.max_request_body_bytes)
-        if multipart.wants_multipart(intent, settings):
-            return await multipart.issue_multipart(session, storage, settings, owner_id, intent)
-        return await single.issue_upload(session, storage, settings, owner_id, intent)
     boundary = boundary_of(content_type)
     if boundary is None:
         if content_type.startswith("application/x-www-form-urlencoded"):
@@ -188,7 +164,7 @@ async def upload(
     too_long = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     if declared is not None and declared.isdigit() and int(declared) > too_long:
         raise PayloadTooLarge()
-    ctx = proxied.UploadContext(sessionmaker, storage, settings)
+    ctx = proxied.UploadContext(database, storage, settings)
     async with slots.hold(owner_id):
         events = read_multipart(body_stream(request), boundary)
         length = int(declared) if declared is not None and declared.isdigit() else None
@@ -198,11 +174,12 @@ async def upload(
 
 @router.get("/uploads/{upload_id}", responses=responses(Unauthorized, UploadNotFound))
 async def upload_state(
-    upload_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    upload: CallersUpload, database: DatabaseDep, settings: SettingsDep
 ) -> UploadState:
     """An upload's state (pending, completed, rejected with a reason, expired, failed, aborted)
     and its file."""
-    return await single.upload_state(session, settings, user, upload_id)
+    async with database.reading() as session:
+        return await single.upload_state(session, settings, upload)
 
 
 @router.post(
@@ -220,13 +197,11 @@ async def upload_state(
             ValidationFailed,
         ),
     },
-    openapi_extra=COMPLETE_BODY,
 )
 async def complete_upload(
-    request: Request,
-    upload_id: uuid.UUID,
-    user: CurrentUser,
-    session: SessionDep,
+    upload: CallersUpload,
+    body: CompleteBody,
+    database: DatabaseDep,
     storage: StorageDep,
     settings: SettingsDep,
     response: Response,
@@ -237,8 +212,10 @@ async def complete_upload(
     A multipart upload is assembled first (CompleteMultipartUpload) from the optional body
     ``{"parts": [{"number", "etag"}]}`` or, without it, from the parts storage holds, which
     must be 1..part_count: 409 ``parts_missing`` names the gaps."""
-    parts = await read_complete_body(request, settings)
-    state = await multipart.complete_multipart(session, storage, settings, user, upload_id, parts)
+    parts = body.parts if body is not None else None
+    state = await database.transaction(
+        lambda session: multipart.complete_multipart(session, storage, settings, upload, parts)
+    )
     if state.status in {UploadStatus.rejected, UploadStatus.expired, UploadStatus.aborted}:
         detail = f"The upload is {state.status}: {state.reason or 'no reason given'}."
         return error_response(UploadClosed(detail))
@@ -265,12 +242,11 @@ async def complete_upload(
         PayloadTooLarge,
         ValidationFailed,
     ),
-    openapi_extra=_SIGN_BODY,
 )
 async def sign_request(
-    request: Request,
+    asked: SignBody,
     user: CurrentUser,
-    session: SessionDep,
+    database: DatabaseDep,
     storage: StorageDep,
     settings: SettingsDep,
 ) -> uppy.SignedRequestOut:
@@ -283,9 +259,9 @@ async def sign_request(
     ``uploadId``) are signed for the caller's pending upload with that key only, 404 for
     anything else. The first ``uploadId`` is recorded; another one is 409. Never rate-limited.
     """
-    body = await _read_body(request, settings.max_request_body_bytes)
-    asked = validate(uppy.SignRequestIn, parse_json(body, settings.max_json_depth))
-    return await uppy.sign_request(session, storage, settings, user, asked)
+    return await database.transaction(
+        lambda session: uppy.sign_request(session, storage, settings, user, asked)
+    )
 
 
 @router.post(
@@ -299,13 +275,10 @@ async def sign_request(
         PayloadTooLarge,
         ValidationFailed,
     ),
-    openapi_extra=_PARTS_BODY,
 )
 async def sign_parts(
-    request: Request,
-    upload_id: uuid.UUID,
-    user: CurrentUser,
-    session: SessionDep,
+    upload: CallersUpload,
+    body: PartsBody,
     storage: StorageDep,
     settings: SettingsDep,
 ) -> SignedParts:
@@ -316,21 +289,17 @@ async def sign_parts(
     refuses other bytes. Send the returned ``headers`` with the part; keep each answer's
     ``ETag``, or ask ``GET .../parts`` later.
     """
-    body = await _read_body(request, settings.max_request_body_bytes)
-    parts = validate(PartsIn, parse_json(body, settings.max_json_depth)).parts
-    return await multipart.sign_parts(session, storage, settings, user, upload_id, parts)
+    return multipart.sign_parts(storage, settings, upload, body.parts)
 
 
 @router.get(
     "/uploads/{upload_id}/parts",
     responses=responses(Unauthorized, UploadNotFound, UploadClosed, NotMultipart),
 )
-async def list_parts(
-    upload_id: uuid.UUID, user: CurrentUser, session: SessionDep, storage: StorageDep
-) -> StoredParts:
+async def list_parts(upload: CallersUpload, storage: StorageDep) -> StoredParts:
     """The parts storage holds for a pending multipart upload (number, size, etag), every
     ListParts page: a client that lost its state resumes from here."""
-    return await multipart.list_parts(session, storage, user, upload_id)
+    return await multipart.list_parts(storage, upload)
 
 
 @router.delete(
@@ -339,10 +308,10 @@ async def list_parts(
     responses=responses(Unauthorized, UploadNotFound, UploadClosed),
 )
 async def abort_upload(
-    upload_id: uuid.UUID, user: CurrentUser, session: SessionDep, storage: StorageDep
+    upload: CallersUpload, database: DatabaseDep, storage: StorageDep
 ) -> Response:
     """Abort a pending direct upload (single PUT or multipart): storage's multipart upload is
     aborted, an object that arrived is deleted, the upload becomes ``aborted``. 409 once it
     was completed, rejected or expired; aborting twice is a no-op."""
-    await multipart.abort_upload(session, storage, user, upload_id)
+    await database.transaction(lambda session: multipart.abort_upload(session, storage, upload))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,7 +3,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 
 from api.body import read_json, validate
-from api.deps import CurrentUser, QueueDep, SessionDep, SettingsDep
+from api.deps import CurrentUser, DatabaseDep, QueueDep, SettingsDep
 from domain.errors import (
     InvalidCredentials,
     LoginTaken,
@@ -57,10 +57,11 @@ _AUTH_BODY: dict[str, Any] = {
     responses=responses(LoginTaken, MalformedJson, PayloadTooLarge, ValidationFailed),
     openapi_extra=_REGISTER_BODY,
 )
-async def register(request: Request, session: SessionDep, settings: SettingsDep) -> UserOut:
+async def register(request: Request, database: DatabaseDep, settings: SettingsDep) -> UserOut:
     """Create an account. Logins are unique regardless of case."""
     credentials = await read_json(request, Credentials, settings.max_request_body_bytes)
-    return UserOut.model_validate(await service.register(session, credentials))
+    user = await database.transaction(lambda session: service.register(session, credentials))
+    return UserOut.model_validate(user)
 
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -90,14 +91,14 @@ async def _read_attempt(request: Request, limit: int) -> LoginAttempt:
     openapi_extra=_AUTH_BODY,
 )
 async def auth(
-    request: Request, session: SessionDep, settings: SettingsDep, redis: QueueDep
+    request: Request, database: DatabaseDep, settings: SettingsDep, redis: QueueDep
 ) -> TokenOut:
     """Exchange a login and password for a bearer token (JSON, or the OAuth2 password form)."""
     attempt = await _read_attempt(request, settings.max_request_body_bytes)
     address = request.client.host if request.client else "unknown"
-    return await service.authenticate(
-        session, AuthThrottle(redis, settings), settings, attempt, address
-    )
+    throttle = AuthThrottle(redis, settings)
+    async with database.reading() as session:  # counted attempts must not run twice
+        return await service.authenticate(session, throttle, settings, attempt, address)
 
 
 @router.get("/me", responses=responses(Unauthorized))

@@ -5,7 +5,7 @@ import json
 import logging
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import FileNotFound
 from domain.files.repository import FileRepository
@@ -13,6 +13,7 @@ from domain.files.schemas import FileList, FileOut, decode_cursor, encode_cursor
 from domain.models import File, User
 from domain.objects.outbox import Outbox
 from infra.cache import Cache
+from infra.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def _cache_name(kind: str, *parts: object) -> str:
 
 
 async def list_files(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     cache: Cache,
     user: User,
     prefix: str | None,
@@ -48,7 +49,7 @@ async def list_files(
     if cached is not None:
         return cached
     after = decode_cursor(cursor) if cursor else None
-    async with sessionmaker() as session:
+    async with database.reading() as session:
         rows = await FileRepository(session, user.id).page(prefix, after, limit + 1)
     page = (
         FileList(
@@ -64,7 +65,7 @@ async def list_files(
 
 
 async def find_file(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     cache: Cache,
     user: User,
     reference: uuid.UUID | str,
@@ -74,7 +75,7 @@ async def find_file(
     cached = await cache.get_raw(key)
     if cached is not None:
         return FileRecord.model_validate_json(cached)
-    async with sessionmaker() as session:
+    async with database.reading() as session:
         file = await FileRepository(session, user.id).find(reference)
         if file is None:
             raise FileNotFound()
@@ -85,7 +86,7 @@ async def find_file(
 
 async def delete_file(session: AsyncSession, user: User, reference: uuid.UUID | str) -> None:
     """Delete the file row (its uploads keep their records) and record its object for deletion,
-    in the request's transaction; lock order: file, then (by the cascade) uploads, then user."""
+    in the caller's transaction; lock order: file, then (by the cascade) uploads, then user."""
     files = FileRepository(session, user.id)
     found = await files.find(reference)
     file = await files.lock(found.id) if found else None

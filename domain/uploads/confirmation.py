@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.files.content import guess_content_type
 from domain.files.repository import FileRepository, UploadRepository
@@ -21,7 +21,7 @@ from domain.objects.outbox import Outbox
 from domain.uploads import checksum
 from infra import metrics
 from infra.config import Settings
-from infra.db import run_transaction
+from infra.db import Database
 from infra.metrics import RejectReason
 from infra.storage.adapter import ObjectInfo, Storage
 
@@ -272,7 +272,7 @@ async def confirm_upload(
 
 
 async def confirm_in_transaction(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     storage: Storage,
     settings: Settings,
     object_key: str,
@@ -286,4 +286,4 @@ async def confirm_in_transaction(
             session, storage, settings, object_key, landed_at=landed_at, etag=etag
         )
 
-    return await run_transaction(sessionmaker, work, settings.transaction_retry_seconds)
+    return await database.transaction(work)

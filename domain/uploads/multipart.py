@@ -23,14 +23,13 @@ from domain.errors import (
     PartsMissing,
     PayloadTooLarge,
     UploadClosed,
-    UploadNotFound,
     ValidationFailed,
 )
 from domain.files.content import guess_content_type
 from domain.files.paths import file_path
 from domain.files.repository import FileRepository, UploadRepository
 from domain.files.schemas import FileOut
-from domain.models import Upload, UploadKind, UploadStatus, User
+from domain.models import Upload, UploadKind, UploadStatus
 from domain.objects.outbox import Outbox
 from domain.uploads import single
 from domain.uploads.pending import open_direct_upload
@@ -167,11 +166,8 @@ async def issue_multipart(
     return PendingFile(**FileOut.of(file).model_dump(), upload=ticket)
 
 
-async def _open_multipart(session: AsyncSession, user: User, upload_id: uuid.UUID) -> Upload:
-    """The caller's pending multipart upload: 404 for anyone else's, 409 unless pending."""
-    upload = await FileRepository(session, user.id).get_upload(upload_id)
-    if upload is None:
-        raise UploadNotFound()
+def _open_multipart(upload: Upload) -> Upload:
+    """``upload`` if it is a pending multipart upload: 409 otherwise."""
     if upload.multipart_upload_id is None:
         raise NotMultipart()
     if upload.status != UploadStatus.pending:
@@ -181,16 +177,11 @@ async def _open_multipart(session: AsyncSession, user: User, upload_id: uuid.UUI
     return upload
 
 
-async def sign_parts(
-    session: AsyncSession,
-    storage: Storage,
-    settings: Settings,
-    user: User,
-    upload_id: uuid.UUID,
-    parts: Sequence[PartIn],
+def sign_parts(
+    storage: Storage, settings: Settings, upload: Upload, parts: Sequence[PartIn]
 ) -> SignedParts:
     """Presigned UploadPart URLs, each pinning the part's length (and SHA-256 when given)."""
-    upload = await _open_multipart(session, user, upload_id)
+    upload = _open_multipart(upload)
     assert upload.multipart_upload_id is not None
     count = part_count(upload)
     beyond = [part.number for part in parts if count is not None and part.number > count]
@@ -231,11 +222,9 @@ async def _stored_parts(storage: Storage, upload: Upload) -> list[StoredPart]:
         raise UploadClosed("Storage no longer holds this multipart upload.") from None
 
 
-async def list_parts(
-    session: AsyncSession, storage: Storage, user: User, upload_id: uuid.UUID
-) -> StoredParts:
+async def list_parts(storage: Storage, upload: Upload) -> StoredParts:
     """What storage holds of the upload (every ListParts page), for resuming."""
-    upload = await _open_multipart(session, user, upload_id)
+    upload = _open_multipart(upload)
     stored = await _stored_parts(storage, upload)
     return StoredParts(
         parts=[StoredPartOut(number=p.number, size=p.size, etag=p.etag) for p in stored]
@@ -294,19 +283,15 @@ async def complete_multipart(
     session: AsyncSession,
     storage: Storage,
     settings: Settings,
-    user: User,
-    upload_id: uuid.UUID,
+    upload: Upload,
     given: Sequence[CompletedPartIn] | None,
 ) -> UploadState:
     """Assemble the object, then run the one confirmation. Idempotent: once storage holds the
     object (this call, an earlier one, or the page itself completed it), it only confirms."""
-    upload = await FileRepository(session, user.id).get_upload(upload_id)
-    if upload is None:
-        raise UploadNotFound()
     if upload.multipart_upload_id is None:
         if given is not None:
             raise ValidationFailed("parts: only a multipart upload takes a part list")
-        return await single.complete_upload(session, storage, settings, user, upload_id)
+        return await single.complete_upload(session, storage, settings, upload)
     if upload.status == UploadStatus.pending and await storage.head(upload.object_key) is None:
         if upload.expires_at < datetime.now(UTC):
             raise UploadClosed("The upload has expired.")
@@ -331,27 +316,24 @@ async def complete_multipart(
                 "etag": etag,
             },
         )
-    return await single.complete_upload(session, storage, settings, user, upload_id)
+    return await single.complete_upload(session, storage, settings, upload)
 
 
 async def abort_upload(
     session: AsyncSession,
     storage: Storage,
-    user: User,
-    upload_id: uuid.UUID,
+    found: Upload,
     *,
     storage_abort_delay: float = 0,
 ) -> None:
     """Abort a pending direct upload of either kind: ``aborted``, its object (if any arrived)
     to the outbox, its S3 multipart upload aborted now, or with ``storage_abort_delay`` by the
     outbox that much later (Uppy aborts it itself with the URL we sign: the outbox makes sure,
-    after the parts in flight landed). Aborting twice is a no-op."""
-    found = await FileRepository(session, user.id).get_upload(upload_id)
-    if found is None:
-        raise UploadNotFound()
+    after the parts in flight landed). Aborting twice is a no-op. ``found`` may be a snapshot:
+    the rows are locked and read again here."""
     if found.kind == UploadKind.proxied:
         raise UploadClosed("A proxied upload ends with its own request.")
-    files = FileRepository(session, user.id)
+    files = FileRepository(session, found.owner_id)
     file = await files.lock(found.file_id) if found.file_id else None  # files → uploads
     upload = await UploadRepository(session).lock(found.id)
     if upload.status == UploadStatus.aborted:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import (
     AppError,
@@ -31,7 +31,7 @@ from domain.uploads.form_data import Event, Field, FilePart, PartEnd
 from domain.uploads.pending import open_upload
 from infra import metrics
 from infra.config import Settings
-from infra.db import run_transaction
+from infra.db import Database
 from infra.storage.adapter import LimitExceeded, Storage
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class UploadContext:
-    sessionmaker: async_sessionmaker[AsyncSession]
+    database: Database
     storage: Storage
     settings: Settings
 
@@ -68,9 +68,9 @@ async def _renewing_lease(
     renew_at = time.monotonic() + lease / 3
     async for chunk in chunks:
         if time.monotonic() >= renew_at:
-            async with ctx.sessionmaker() as session:
-                renewed = await UploadRepository(session).renew_lease(upload_id, lease)
-                await session.commit()
+            renewed = await ctx.database.transaction(
+                lambda session: UploadRepository(session).renew_lease(upload_id, lease)
+            )
             if not renewed:
                 raise UploadClosed("The upload's lease ran out; send it again.")
             renew_at = time.monotonic() + lease / 3
@@ -115,7 +115,7 @@ async def _reserve_more(
         )
         return grant.reserved
 
-    return await run_transaction(ctx.sessionmaker, grow, ctx.settings.transaction_retry_seconds)
+    return await ctx.database.transaction(grow)
 
 
 async def _record_multipart(
@@ -127,7 +127,7 @@ async def _record_multipart(
     async def record(session: AsyncSession) -> None:
         await FileRepository(session, owner_id).record_multipart_id(upload_id, multipart_id)
 
-    await run_transaction(ctx.sessionmaker, record, ctx.settings.transaction_retry_seconds)
+    await ctx.database.transaction(record)
 
 
 async def _read_up_to_file(
@@ -183,8 +183,9 @@ async def upload_proxied(
     content_type = part.content_type or guess_content_type(name)
     settings = ctx.settings
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.proxied_upload_lease_seconds)
-    async with ctx.sessionmaker() as session:
-        _, upload, reserved = await open_upload(
+
+    async def open_pending(session: AsyncSession) -> tuple[File, Upload, int]:
+        return await open_upload(
             FileRepository(session, owner_id),
             ctx.storage,
             settings,
@@ -196,7 +197,8 @@ async def upload_proxied(
             reserve=body_length or settings.s3_part_size_bytes,
             own_name=part.filename,
         )
-        await session.commit()
+
+    _, upload, reserved = await ctx.database.transaction(open_pending)
     upload_id, object_key = upload.id, upload.object_key
 
     async def confirm(session: AsyncSession) -> Confirmation:
@@ -214,8 +216,7 @@ async def upload_proxied(
         )
         if stored.size == 0:
             raise EmptyFile()
-        retry_seconds = settings.transaction_retry_seconds
-        result = await run_transaction(ctx.sessionmaker, confirm, retry_seconds)
+        result = await ctx.database.transaction(confirm)
     except BaseException as error:
         landed = await asyncio.shield(_fail(ctx, upload_id, _failure_reason(error)))
         if landed is not None:
@@ -266,9 +267,7 @@ async def _fail(ctx: UploadContext, upload_id: uuid.UUID, reason: str) -> File |
         return None
 
     try:
-        landed = await run_transaction(
-            ctx.sessionmaker, record, ctx.settings.transaction_retry_seconds
-        )
+        landed = await ctx.database.transaction(record)
     except Exception:
         log.exception("recording a failed upload failed", extra={"upload_id": str(upload_id)})
         return None

@@ -11,9 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.errors import PayloadTooLarge, UploadNotFound, ValidationFailed
 from domain.files.content import guess_content_type
 from domain.files.paths import file_path
-from domain.files.repository import FileRepository
 from domain.files.schemas import FileOut
-from domain.models import File, Upload, UploadKind, User
+from domain.models import File, Upload, UploadKind
 from domain.uploads.confirmation import confirm_upload
 from domain.uploads.pending import open_direct_upload
 from domain.uploads.schemas import (
@@ -123,34 +122,22 @@ def _state(upload: Upload, file: File | None, settings: Settings) -> UploadState
     )
 
 
-async def upload_state(
-    session: AsyncSession, settings: Settings, user: User, upload_id: uuid.UUID
-) -> UploadState:
-    upload = await FileRepository(session, user.id).get_upload(upload_id)
-    if upload is None:
-        raise UploadNotFound()
+async def upload_state(session: AsyncSession, settings: Settings, upload: Upload) -> UploadState:
     file = await session.get(File, upload.file_id) if upload.file_id else None
     return _state(upload, file, settings)
 
 
 async def complete_upload(
-    session: AsyncSession,
-    storage: Storage,
-    settings: Settings,
-    user: User,
-    upload_id: uuid.UUID,
+    session: AsyncSession, storage: Storage, settings: Settings, upload: Upload
 ) -> UploadState:
     """Confirm now instead of waiting for the notification; the state says how it went.
 
     A rejection is a state, not an exception: it must commit (its object goes to the outbox).
     A proxied upload is confirmed by its own request only: its state is returned as it is.
     """
-    upload = await FileRepository(session, user.id).get_upload(upload_id)
-    if upload is None:
-        raise UploadNotFound()
     result = await confirm_upload(session, storage, settings, upload.object_key)
     if result.upload is None:
         raise UploadNotFound()
     if result.outcome == "not_ours":
-        return await upload_state(session, settings, user, upload_id)
+        return await upload_state(session, settings, result.upload)
     return _state(result.upload, result.file, settings)

@@ -261,7 +261,7 @@ async def _in_upload(
     url = storage.presign_request(request.method, upload.object_key, params)
     if request.method == "DELETE" and not retried_abort:
         await multipart.abort_upload(
-            session, storage, user, upload.id, storage_abort_delay=settings.upload_grace_seconds
+            session, storage, upload, storage_abort_delay=settings.upload_grace_seconds
         )
     if request.method != "PUT":
         log.info(

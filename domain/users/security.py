@@ -3,6 +3,7 @@
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -50,8 +51,11 @@ class TokenReader:
     on every use, so a remembered token is exactly as valid as a freshly decoded one.
     """
 
-    def __init__(self, settings: Settings, capacity: int = 4096) -> None:
+    def __init__(
+        self, settings: Settings, capacity: int = 4096, clock: Callable[[], float] = time.time
+    ) -> None:
         self._secret = settings.jwt_secret.get_secret_value()
+        self._clock = clock
         self._capacity = capacity
         self._verified: OrderedDict[str, tuple[uuid.UUID, float]] = OrderedDict()
 
@@ -60,7 +64,7 @@ class TokenReader:
         known = self._verified.get(token)
         if known is not None:
             user_id, expires = known
-            if time.time() < expires:
+            if self._clock() < expires:
                 self._verified.move_to_end(token)
                 return user_id
             del self._verified[token]

@@ -12,7 +12,6 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
@@ -142,7 +141,7 @@ async def test_the_worker_retries_and_reconcile_closes_nothing(
     elsewhere = settings.model_copy(
         update={"s3_bucket": missing.bucket, "transaction_retry_seconds": 0}
     )
-    ctx: dict[str, Any] = worker_ctx(missing.app, elsewhere, job_try=1)
+    ctx = worker_ctx(missing.app, elsewhere, job_try=1)
     with caplog.at_level(logging.WARNING):
         with pytest.raises(Retry):
             await confirm_upload(ctx, key)

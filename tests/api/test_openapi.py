@@ -1,5 +1,6 @@
 """The OpenAPI document declares every error the API answers, in the shape it really has."""
 
+import json
 from typing import Any
 
 import httpx
@@ -76,3 +77,22 @@ async def test_every_error_code_is_declared_where_it_can_occur(schema: dict[str,
     }
     codes = {error.code for error in _error_classes()}
     assert codes - ROUTELESS <= declared, sorted(codes - ROUTELESS - declared)
+
+
+async def test_routes_reading_a_json_body_declare_it(schema: dict[str, Any]) -> None:
+    """The bodies a dependency reads (``JsonBody``) are documented like FastAPI's own."""
+    paths = schema["paths"]
+    for path in (
+        "/api/v1/files/upload",
+        "/api/v1/files/uploads/{upload_id}/complete",
+        "/api/v1/files/uploads/sign",
+        "/api/v1/files/uploads/{upload_id}/parts",
+    ):
+        body = paths[path]["post"]["requestBody"]
+        assert "$ref" in json.dumps(body["content"]["application/json"]["schema"]) or body[
+            "content"
+        ]["application/json"]["schema"].get("properties"), path
+    assert (
+        paths["/api/v1/files/uploads/{upload_id}/complete"]["post"]["requestBody"]["required"]
+        is False
+    )

@@ -8,11 +8,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import ObjectDeletion
 from domain.objects.outbox import Outbox
 from infra.config import Settings
+from infra.db import Database
 from infra.storage.adapter import Storage
 from infra.transient import is_transient, storage_fields
 
@@ -67,20 +68,17 @@ async def _drain_batch(session: AsyncSession, storage: Storage, limit: int) -> D
             },
         )
     await outbox.remove(done)
-    await session.commit()
     return DrainResult(len(done), deferred)
 
 
-async def drain_outbox(
-    sessionmaker: async_sessionmaker[AsyncSession], storage: Storage, settings: Settings
-) -> dict[str, int]:
+async def drain_outbox(database: Database, storage: Storage, settings: Settings) -> dict[str, int]:
     """Delete every due object, a batch per transaction, until fewer than a batch are due."""
     deleted = deferred = 0
+    limit = settings.outbox_batch_size
     while True:
-        async with sessionmaker() as session:
-            batch = await _drain_batch(session, storage, settings.outbox_batch_size)
+        batch = await database.transaction(lambda session: _drain_batch(session, storage, limit))
         deleted, deferred = deleted + batch.deleted, deferred + batch.deferred
-        if batch.deleted + batch.deferred < settings.outbox_batch_size:
+        if batch.deleted + batch.deferred < limit:
             break
     if deleted or deferred:
         log.info("outbox drained", extra={"deleted": deleted, "deferred": deferred})

@@ -40,12 +40,12 @@ import logging
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.files.repository import UploadRepository
 from infra import metrics
 from infra.cache import REDIS_FAILURES
 from infra.config import Settings
+from infra.db import Database
 from infra.storage.adapter import ListedObject, MultipartMarker, MultipartUpload, Storage
 
 __all__ = ["MULTIPART_CURSOR_KEY", "OBJECT_CURSOR_KEY", "sweep_bucket"]
@@ -59,7 +59,7 @@ MULTIPART_CURSOR_KEY = "fs:sweep:multipart-cursor"
 
 
 async def sweep_bucket(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     storage: Storage,
     redis: Redis,
     settings: Settings,
@@ -69,8 +69,8 @@ async def sweep_bucket(
     prefix = f"{settings.s3_key_prefix}/"
     grace = timedelta(seconds=settings.sweep_grace_seconds)
     batch = settings.sweep_batch_size
-    listed, deleted = await _sweep_objects(sessionmaker, storage, redis, prefix, grace, batch)
-    aborted = await _sweep_multipart(sessionmaker, storage, redis, prefix, grace, batch)
+    listed, deleted = await _sweep_objects(database, storage, redis, prefix, grace, batch)
+    aborted = await _sweep_multipart(database, storage, redis, prefix, grace, batch)
     counts = {"objects_listed": listed, "objects_deleted": deleted, "multipart_aborted": aborted}
     metrics.bucket_swept(counts)
     log.info("bucket swept", extra=counts)
@@ -78,7 +78,7 @@ async def sweep_bucket(
 
 
 async def _sweep_objects(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     storage: Storage,
     redis: Redis,
     prefix: str,
@@ -99,7 +99,7 @@ async def _sweep_objects(
         cursor = page.objects[-1].key
         # Whatever storage answers, nothing outside the prefix is ours to judge.
         objects = [item for item in page.objects if item.key.startswith(prefix)]
-        async with sessionmaker() as session:
+        async with database.reading() as session:
             uploads = UploadRepository(session)
             now = page.storage_time or await uploads.now()
             old = [item for item in objects if _whole_seconds(item.last_modified) <= now - grace]
@@ -129,7 +129,7 @@ async def _delete(storage: Storage, item: ListedObject) -> None:
 
 
 async def _sweep_multipart(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     storage: Storage,
     redis: Redis,
     prefix: str,
@@ -141,7 +141,7 @@ async def _sweep_multipart(
     uploads_found = [item for item in page.uploads if item.key.startswith(prefix)]
     aborted = 0
     if uploads_found:
-        async with sessionmaker() as session:
+        async with database.reading() as session:
             uploads = UploadRepository(session)
             now = page.storage_time or await uploads.now()
             old = [item for item in uploads_found if _whole_seconds(item.initiated) <= now - grace]

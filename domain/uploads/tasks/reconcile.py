@@ -3,7 +3,7 @@
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.files.repository import UploadRepository
 from domain.models import UploadKind, UploadStatus
@@ -11,7 +11,7 @@ from domain.objects.outbox import Outbox
 from domain.uploads.confirmation import confirm_in_transaction
 from infra import metrics
 from infra.config import Settings
-from infra.db import run_transaction
+from infra.db import Database
 from infra.storage.adapter import MultipartGone, Storage
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ async def _over_reservation(
 
 
 async def reconcile_uploads(
-    sessionmaker: async_sessionmaker[AsyncSession], storage: Storage, settings: Settings
+    database: Database, storage: Storage, settings: Settings
 ) -> dict[str, int]:
     """Recover what notifications missed and close what nobody will finish.
 
@@ -66,7 +66,7 @@ async def reconcile_uploads(
         ),
         0,
     )
-    async with sessionmaker() as session:
+    async with database.reading() as session:
         uploads = UploadRepository(session)
         now = await uploads.now()
         pending = await uploads.pending(settings.reconcile_batch_size)
@@ -79,14 +79,14 @@ async def reconcile_uploads(
             if expires_at < now:
                 to_fail.append(object_key)
         elif await storage.head(object_key) is not None:
-            result = await confirm_in_transaction(sessionmaker, storage, settings, object_key)
+            result = await confirm_in_transaction(database, storage, settings, object_key)
             counts["confirmed"] += result.outcome == "confirmed"
         elif expires_at < now:
             to_expire.append(object_key)
     for object_key, etag in confirmed:
         info = await storage.head(object_key)
         if info is not None and info.etag != etag:
-            await confirm_in_transaction(sessionmaker, storage, settings, object_key)
+            await confirm_in_transaction(database, storage, settings, object_key)
             counts["rechecked"] += 1
 
     over = await _over_reservation(storage, unsized)
@@ -112,9 +112,7 @@ async def reconcile_uploads(
         return await UploadRepository(session).remove_contentless_files()
 
     if to_expire or to_fail or over:
-        expired, failed, rejected, multipart = await run_transaction(
-            sessionmaker, close, settings.transaction_retry_seconds
-        )
+        expired, failed, rejected, multipart = await database.transaction(close)
         counts["expired"], counts["failed"] = len(expired), len(failed)
         counts["over_reservation"], counts["multipart_aborted"] = len(rejected), multipart
         metrics.uploads_expired(len(expired))
@@ -123,8 +121,6 @@ async def reconcile_uploads(
             log.warning(
                 "upload rejected", extra={"object_key": object_key, "reason": over[object_key]}
             )
-    counts["files_removed"] = await run_transaction(
-        sessionmaker, remove_contentless, settings.transaction_retry_seconds
-    )
+    counts["files_removed"] = await database.transaction(remove_contentless)
     log.info("reconcile ran", extra=counts)
     return counts

@@ -65,7 +65,7 @@ async def sweep(
     app: FastAPI, storage: Storage, settings: Settings, **update: Any
 ) -> dict[str, int]:
     return await sweep_bucket(
-        app.state.sessionmaker, storage, app.state.redis, settings.model_copy(update=update)
+        app.state.database, storage, app.state.redis, settings.model_copy(update=update)
     )
 
 
@@ -279,7 +279,7 @@ async def test_sweep_proceeds_without_redis(
     try:
         with caplog.at_level(logging.WARNING, logger="domain.objects.tasks.sweep"):
             counts = await sweep_bucket(
-                app.state.sessionmaker,
+                app.state.database,
                 storage,
                 dead,
                 settings.model_copy(update={"sweep_grace_seconds": 0}),

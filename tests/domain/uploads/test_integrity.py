@@ -6,13 +6,14 @@ confirmation step (a database cannot be made to fail at exactly that instant oth
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import File, ObjectDeletion, Upload, UploadKind, UploadStatus, User
 from infra.config import Settings
-from infra.db import run_transaction
+from infra.db import Database
 from infra.jobs import enqueue_confirm
 from infra.storage.adapter import Storage
 from tests.helpers import (
@@ -46,8 +47,42 @@ class DriverError(Exception):
         self.sqlstate = sqlstate
 
 
+T = TypeVar("T")
+
+
 def database_restarting() -> DBAPIError:
     return DBAPIError("COMMIT", {}, DriverError("57P01"))
+
+
+class FaultyDatabase(Database):
+    """The app's database, but the transactions whose numbers (1-based, in call order) satisfy
+    ``failing`` meet a restarting PostgreSQL on every attempt; their retries run as usual."""
+
+    def __init__(self, app: FastAPI, failing: Callable[[int], bool], retry_seconds: float):
+        super().__init__(app.state.sessionmaker, retry_seconds)
+        self.failing = failing
+        self.calls = 0
+
+    async def transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        self.calls += 1
+        if not self.failing(self.calls):
+            return await super().transaction(work)
+
+        async def restarting(session: AsyncSession) -> T:
+            raise database_restarting()
+
+        return await super().transaction(restarting)
+
+
+@contextlib.contextmanager
+def database_of(app: FastAPI, database: Database) -> Iterator[None]:
+    """``database`` serves the app's requests meanwhile."""
+    kept = app.state.database
+    app.state.database = database
+    try:
+        yield
+    finally:
+        app.state.database = kept
 
 
 async def scalar(app: FastAPI, query: Any) -> Any:
@@ -163,7 +198,7 @@ async def test_a_deadlocked_transaction_is_retried(
     app: FastAPI, alice: Account, bob: Account
 ) -> None:
     """Two transactions lock two rows in opposite orders: PostgreSQL aborts one with a deadlock,
-    the shared classifier calls it transient, and ``run_transaction`` runs it again."""
+    the shared classifier calls it transient, and ``Database.transaction`` runs it again."""
     both_locked_one = asyncio.Barrier(2)
     attempts = {alice.id: 0, bob.id: 0}
 
@@ -179,8 +214,8 @@ async def test_a_deadlocked_transaction_is_retried(
         return work
 
     await asyncio.gather(
-        run_transaction(app.state.sessionmaker, locking(alice.id, bob.id), 10),
-        run_transaction(app.state.sessionmaker, locking(bob.id, alice.id), 10),
+        Database(app.state.sessionmaker, 10).transaction(locking(alice.id, bob.id)),
+        Database(app.state.sessionmaker, 10).transaction(locking(bob.id, alice.id)),
     )
     assert sorted(attempts.values()) == [1, 2]
 
@@ -200,13 +235,9 @@ async def test_a_failed_proxied_upload_never_becomes_content(
     ever makes it the content: the older content stays, and the failed object is deleted."""
     assert (await upload(client, alice, "/doc.txt", b"version one")).status_code == 201
 
-    async def restarting(*args: Any, **kwargs: Any) -> Any:
-        raise database_restarting()
-
-    monkeypatch.setattr(settings, "transaction_retry_seconds", 0.2)
-    monkeypatch.setattr("domain.uploads.proxied.confirm_upload", restarting)
-    failed = await upload(client, alice, "/doc.txt", b"version two")
-    monkeypatch.undo()
+    confirmation_fails = FaultyDatabase(app, lambda number: number == 2, retry_seconds=0.2)
+    with database_of(app, confirmation_fails):  # 1 opens the upload, 2 confirms, 3 fails it
+        failed = await upload(client, alice, "/doc.txt", b"version two")
     assert failed.status_code == 503
     assert failed.json()["error"] == "database_unavailable"
     async with app.state.sessionmaker() as session:
@@ -238,12 +269,9 @@ async def test_an_upload_whose_api_died_fails_when_its_lease_runs_out(
     """Nothing could be recorded (the database stayed down): the row is left pending with its
     object stored, as when the API process dies. Its lease runs out and reconcile fails it."""
 
-    async def down(*args: Any, **kwargs: Any) -> Any:
-        raise database_restarting()
-
-    monkeypatch.setattr("domain.uploads.proxied.run_transaction", down)
-    response = await upload(client, alice, "/orphan.txt", b"stored, never confirmed")
-    monkeypatch.undo()
+    down_after_opening = FaultyDatabase(app, lambda number: number > 1, retry_seconds=0.2)
+    with database_of(app, down_after_opening):
+        response = await upload(client, alice, "/orphan.txt", b"stored, never confirmed")
     assert response.status_code == 503
     async with app.state.sessionmaker() as session:
         pending = (await session.execute(select(Upload))).scalar_one()

@@ -20,7 +20,17 @@ from domain.uploads.multipart import choose_part_size, wants_multipart
 from domain.uploads.schemas import UploadIntentIn
 from infra.config import Settings
 from infra.storage.adapter import Storage
-from tests.helpers import Account, Bucket, RunWorker, complete, intent, listed, upload, user_keys
+from tests.helpers import (
+    Account,
+    Bucket,
+    RunWorker,
+    complete,
+    intent,
+    listed,
+    upload,
+    user_keys,
+    worker_ctx,
+)
 from worker.tasks import drain_outbox, reconcile_uploads
 
 MIB = 1024 * 1024
@@ -285,7 +295,7 @@ async def test_expired_multipart_intent_is_aborted_by_reconcile(
         await session.commit()
     refused = await sign(client, alice, ticket["id"], [{"number": 2}])
     assert refused.status_code == 409  # past its expiry, even before reconcile ran
-    ctx = {"sessionmaker": app.state.sessionmaker, "storage": storage, "settings": settings}
+    ctx = worker_ctx(app, settings, storage)
     counts = await reconcile_uploads(ctx)
     assert counts["expired"] == 1
     assert counts["multipart_aborted"] == 1
@@ -312,7 +322,7 @@ async def test_the_sweep_leaves_a_pending_multipart_upload_alone(
 ) -> None:
     await multipart_ticket(client, alice, "/claimed.bin", 10 * MIB)
     await sweep_bucket(
-        app.state.sessionmaker,
+        app.state.database,
         storage,
         app.state.redis,
         settings.model_copy(update={"sweep_grace_seconds": 0}),

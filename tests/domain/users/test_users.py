@@ -188,16 +188,15 @@ async def test_failed_attempts_are_throttled_per_address(
     assert other_address.status_code == 401
 
 
-def test_remembered_token_still_expires(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reader = TokenReader(settings, capacity=2)
-    user_id = uuid.uuid4()
+def test_remembered_token_still_expires(settings: Settings) -> None:
     now = time.time()
+    clock = [now]
+    reader = TokenReader(settings, capacity=2, clock=lambda: clock[0])
+    user_id = uuid.uuid4()
     token = _forge(settings, {"sub": str(user_id), "exp": int(now) + 60})
     assert reader.read(token) == user_id
     assert reader.read(token) == user_id  # served from memory
-    monkeypatch.setattr("domain.users.security.time.time", lambda: now + 61)
+    clock[0] = now + 61
     assert reader.read(token) is None
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert reader.read(tampered) is None
