@@ -26,12 +26,14 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client
 from client.errors import FilestoreError
@@ -149,7 +151,15 @@ def _paced(bar: "_Bar", limit: RateLimit | None) -> TransferProgress:
 def login(
     login: Annotated[str, typer.Option("--login", "-l", prompt=True, help="Account name.")],
     password: Annotated[
-        str, typer.Option("--password", "-p", prompt=True, hide_input=True, help="Password.")
+        str,
+        typer.Option(
+            "--password",
+            "-p",
+            prompt=True,
+            hide_input=True,
+            envvar="FILESTORE_PASSWORD",
+            help="Password (or FILESTORE_PASSWORD; asked for when neither is given).",
+        ),
     ],
     url: Annotated[str | None, typer.Option(help="API address, e.g. http://host:8080.")] = None,
     register: Annotated[bool, typer.Option(help="Create the account first.")] = False,
@@ -180,6 +190,11 @@ def list_files(
     if as_json:
         for file in files:
             sys.stdout.write(json.dumps(asdict(file)) + "\n")
+        return
+    if not out.is_terminal:
+        for file in files:  # whole paths, one per line, for pipes
+            sys.stdout.write(f"{file.path}\t{file.size}\t{file.content_type or '-'}\t")
+            sys.stdout.write(f"{file.modified_at}\n")
         return
     table = Table(box=None, header_style="bold")
     table.add_column("path")
@@ -268,12 +283,24 @@ def _stop(progress: Progress) -> None:
         progress.stop()
 
 
+class _Speed(TransferSpeedColumn):
+    """Bytes per second, or "?" while there is no forward progress to measure: a bar moves back
+    when a part's bytes are given up (Ctrl-C, a retry), and rich would show that as a negative
+    rate."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None or speed <= 0:
+            return Text("?", style="progress.data.speed")
+        return super().render(task)
+
+
 def _new_progress() -> Progress:
     return Progress(
         TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
+        _Speed(),
         TimeRemainingColumn(),
         console=err,
         transient=False,

@@ -13,7 +13,7 @@ class File:
     content_type: str | None
     etag: str | None
     sha256: str | None
-    created_at: str
+    created_ad: str  # the API's spelling: ``ls --json`` prints the API's names
     modified_at: str
 
     @classmethod
@@ -26,7 +26,7 @@ class File:
             content_type=body.get("content_type"),
             etag=body.get("etag"),
             sha256=body.get("sha256"),
-            created_at=body["created_ad"],  # the contract's spelling
+            created_ad=body["created_ad"],
             modified_at=body["modified_at"],
         )
 

@@ -46,6 +46,14 @@ def _account(url: str, state: StateFile | None = None) -> Client:
     return api
 
 
+# A SIGINT ignored by whoever started the tests (nohup, a background job, some CI runners) is
+# inherited through exec, and Python then never raises KeyboardInterrupt: the child restores it.
+_WITH_DEFAULT_SIGINT = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from client.cli import main; sys.argv[0] = 'filestore'; sys.exit(main())"
+)
+
+
 class _StopAt:
     """A progress listener that interrupts the transfer (as Ctrl-C would) past ``limit`` bytes."""
 
@@ -159,6 +167,7 @@ def _cli(
         check=False,
         env=env,
         cwd=cwd,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=120,
@@ -177,6 +186,19 @@ def cli_env(running_service: Service, tmp_path: Path) -> dict[str, str]:
     signed = _cli(env, "login", "--register", "--login", login, "--password", "term-pass-1234")
     assert signed.returncode == 0, signed.stderr
     return env
+
+
+def test_cli_login_takes_the_password_from_the_environment(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Scripts sign in without a prompt (stdin is empty here) and without the password in argv."""
+    login = f"envpw{time.time_ns() % 10**12}"
+    env = {**cli_env, "FILESTORE_CONFIG_DIR": str(tmp_path / "other")}
+    first = _cli({**env, "FILESTORE_PASSWORD": "env-pass-1234"}, "login", "--register", "-l", login)
+    assert first.returncode == 0, first.stderr
+    wrong = _cli({**env, "FILESTORE_PASSWORD": "not-the-pass"}, "login", "--login", login)
+    assert wrong.returncode == 1
+    assert "invalid_credentials" in wrong.stderr
 
 
 def test_cli_login_ls_put_get_rm_status(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -205,9 +227,14 @@ def test_cli_login_ls_put_get_rm_status(cli_env: dict[str, str], tmp_path: Path)
         "/docs/report.pdf": len(data),
         **{f"/pics/{name}": len(body) for name, body in tree.items()},
     }
+    assert all(f["created_ad"] for f in files.values())  # the API's names
     table = _cli(cli_env, "ls", "/pics/")
     assert "/pics/trip/deep/c.txt" in table.stdout
     assert "/docs/report.pdf" not in table.stdout
+    long_path = "/long/" + "a-folder-name-that-goes-on/" * 6 + "file.txt"
+    assert _cli(cli_env, "put", str(folder / "a.jpg"), long_path).returncode == 0
+    piped = _cli(cli_env, "ls", "/long/").stdout.splitlines()
+    assert [line.split("\t")[:2] for line in piped] == [[long_path, "1000"]]  # never cut with "…"
 
     got = _cli(cli_env, "get", "/pics/trip/b.jpg", str(tmp_path / "b-copy.jpg"))
     assert got.returncode == 0, got.stderr
@@ -243,10 +270,14 @@ def test_cli_put_interrupted_by_ctrl_c_resumes_from_the_stored_parts(
     data = _write(tmp_path / "big.bin", size)
     state_file = Path(cli_env["FILESTORE_CONFIG_DIR"]) / "state.json"
     token = json.loads((Path(cli_env["FILESTORE_CONFIG_DIR"]) / "config.json").read_text())["token"]
-    command = [str(FILESTORE), "put", str(tmp_path / "big.bin"), "/big.bin", "--jobs", "1"]
+    command = ["put", str(tmp_path / "big.bin"), "/big.bin", "--jobs", "1"]
     command += ["--multipart-threshold", str(5 * MIB), "--limit-rate", "16M"]
     process = subprocess.Popen(
-        command, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", _WITH_DEFAULT_SIGINT, *command],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     upload_id = None
     with httpx.Client(
@@ -280,7 +311,7 @@ def test_cli_put_interrupted_by_ctrl_c_resumes_from_the_stored_parts(
         )
     assert 0 < stored < size
 
-    again = _cli(cli_env, *command[1:])
+    again = _cli(cli_env, *command)
     assert again.returncode == 0, again.stderr
     found = re.search(r"sent (\d+) bytes", again.stdout)
     assert found is not None, again.stdout
