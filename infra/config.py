@@ -3,9 +3,9 @@
 import json
 import os
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside development
@@ -148,6 +148,17 @@ class Settings(BaseSettings):
     api_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # `python -m worker` processes make run starts (each runs worker_max_jobs jobs at once).
     worker_processes: int = Field(default=1, ge=1)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def empty_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        """``FILESTORE_X=`` (set, empty: what compose's ``${X:-}`` gives) means unset for a
+        setting that may be unset, instead of an empty path, URL or port."""
+        if value == "" and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            if type(None) in get_args(annotation):
+                return None
+        return value
 
     @field_validator(
         "reconcile_interval_seconds", "outbox_drain_interval_seconds", "sweep_interval_seconds"
