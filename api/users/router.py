@@ -1,6 +1,7 @@
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, status
+from pydantic import BaseModel
 
 from api.body import read_json, validate
 from api.deps import CurrentUser, DatabaseDep, QueueDep, SettingsDep
@@ -21,66 +22,59 @@ from infra.ratelimit import AuthThrottle
 
 router = APIRouter(prefix="/user", tags=["users"])
 
-# Both bodies are read by hand (``read_json``: size, depth and text limits), so they are
-# documented here rather than inferred from a parameter.
-_REGISTER_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": Credentials.model_json_schema()}},
-    }
-}
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+Body = TypeVar("Body", bound=BaseModel)
 
-_AUTH_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": LoginAttempt.model_json_schema()},
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["username", "password"],
-                    "properties": {
-                        "username": {"type": "string"},
-                        "password": {"type": "string", "format": "password"},
-                        "grant_type": {"type": "string"},
-                    },
-                }
-            },
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """Both bodies are read by hand (``read_json``: size, depth and text limits; or a form), so
+    they are documented here rather than inferred from a parameter."""
+    form = {
+        "type": "object",
+        "required": ["username", "password"],
+        "properties": {
+            "username": {"type": "string", "description": "The login (or a field named login)."},
+            "password": {"type": "string", "format": "password"},
+            "grant_type": {"type": "string"},
         },
     }
-}
+    content = {"application/json": {"schema": model.model_json_schema()}}
+    content.update({media: {"schema": form} for media in FORM_TYPES[:1]})
+    return {"requestBody": {"required": True, "content": content}}
+
+
+async def _read_credentials(request: Request, model: type[Body], limit: int) -> Body:
+    """A JSON body, or a form with ``username`` (OAuth2's name; ``login`` also) and ``password``."""
+    if not request.headers.get("content-type", "").startswith(FORM_TYPES):
+        return await read_json(request, model, limit)
+    form = await request.form()
+    if not {"username", "login"} & set(form) and any(k.lstrip().startswith("{") for k in form):
+        raise ValidationFailed(
+            "The body is JSON but its Content-Type says a form: send it with "
+            "'Content-Type: application/json', or send the form fields username and password."
+        )
+    fields = {
+        "login": str(form.get("username", form.get("login", ""))),
+        "password": str(form.get("password", "")),
+    }
+    where = find_unclean_text(fields)
+    if where is not None:
+        raise ValidationFailed(f"{where}: {RULE}")
+    return validate(model, fields)
 
 
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     responses=responses(LoginTaken, MalformedJson, PayloadTooLarge, ValidationFailed),
-    openapi_extra=_REGISTER_BODY,
+    openapi_extra=_body(Credentials),
 )
 async def register(request: Request, database: DatabaseDep, settings: SettingsDep) -> UserOut:
-    """Create an account. Logins are unique regardless of case."""
-    credentials = await read_json(request, Credentials, settings.max_request_body_bytes)
+    """Create an account (JSON, or a form like ``auth``'s). Logins are unique regardless of
+    case."""
+    credentials = await _read_credentials(request, Credentials, settings.max_request_body_bytes)
     user = await database.transaction(lambda session: service.register(session, credentials))
     return UserOut.model_validate(user)
-
-
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-async def _read_attempt(request: Request, limit: int) -> LoginAttempt:
-    if request.headers.get("content-type", "").startswith(FORM_TYPES):
-        form = await request.form()
-        if "username" not in form and any(key.lstrip().startswith("{") for key in form):
-            raise ValidationFailed(
-                "The body is JSON but its Content-Type says a form: send it with "
-                "'Content-Type: application/json', or send the form fields username and password."
-            )
-        fields = {name: str(form.get(name, "")) for name in ("username", "password")}
-        where = find_unclean_text(fields)
-        if where is not None:
-            raise ValidationFailed(f"{where}: {RULE}")
-        return validate(LoginAttempt, {"login": fields["username"], "password": fields["password"]})
-    return await read_json(request, LoginAttempt, limit)
 
 
 @router.post(
@@ -88,13 +82,13 @@ async def _read_attempt(request: Request, limit: int) -> LoginAttempt:
     responses=responses(
         InvalidCredentials, TooManyAttempts, MalformedJson, PayloadTooLarge, ValidationFailed
     ),
-    openapi_extra=_AUTH_BODY,
+    openapi_extra=_body(LoginAttempt),
 )
 async def auth(
     request: Request, database: DatabaseDep, settings: SettingsDep, redis: QueueDep
 ) -> TokenOut:
     """Exchange a login and password for a bearer token (JSON, or the OAuth2 password form)."""
-    attempt = await _read_attempt(request, settings.max_request_body_bytes)
+    attempt = await _read_credentials(request, LoginAttempt, settings.max_request_body_bytes)
     address = request.client.host if request.client else "unknown"
     throttle = AuthThrottle(redis, settings)
     async with database.reading() as session:  # counted attempts must not run twice

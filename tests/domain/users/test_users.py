@@ -75,6 +75,27 @@ async def test_auth_with_json_and_oauth2_form(client: httpx.AsyncClient) -> None
     assert listing.json()["account"] == "bob"
 
 
+async def test_register_takes_the_same_form_as_auth(client: httpx.AsyncClient) -> None:
+    as_form = await client.post(
+        "/user/register", data={"username": "dora", "password": "hunter2hunter2"}
+    )
+    assert as_form.status_code == 201, as_form.text
+    assert as_form.json()["login"] == "dora"
+    as_multipart = await client.post(
+        "/user/register",
+        files={"login": (None, "erin"), "password": (None, "hunter2hunter2")},
+    )
+    assert as_multipart.status_code == 201, as_multipart.text
+    short = await client.post("/user/register", data={"username": "finn", "password": "short"})
+    assert (short.status_code, short.json()["error"]) == (422, "validation_error")
+    taken = await client.post("/user/register", data={"login": "DORA", "password": "x" * 12})
+    assert (taken.status_code, taken.json()["error"]) == (409, "login_taken")
+    signed_in = await client.post(
+        "/user/auth", data={"username": "erin", "password": "hunter2hunter2"}
+    )
+    assert signed_in.status_code == 200
+
+
 async def test_wrong_password_and_unknown_login_are_401(client: httpx.AsyncClient) -> None:
     await client.post("/user/register", json={"login": "carol", "password": "12345678"})
     wrong = await client.post("/user/auth", json={"login": "carol", "password": "87654321"})
