@@ -3,8 +3,8 @@
 Each client runs one operation at a time against a randomly chosen API process. An operation
 ends with what the client can honestly claim:
 
-- ``success``: the API confirmed it (a proxied upload 201; a direct upload's ``complete``
-  answered 200 ``completed``; a delete 204);
+- ``success``: the API confirmed it (a proxied upload 201 new or 200 overwritten; a direct
+  upload's ``complete`` answered 200 ``completed``; a delete 204);
 - ``failure``: the API (or storage, for the bytes of a direct upload) answered an error, so the
   write must never become content;
 - ``uncertain``: no answer (connection refused or cut, timeout), or a direct upload whose bytes
@@ -365,7 +365,8 @@ class Client:
         if response is None:
             self.finish(op, "uncertain")
         else:
-            self.finish(op, "success" if response.status_code == 201 else "failure")
+            stored = response.status_code in (200, 201)
+            self.finish(op, "success" if stored else "failure")
 
     async def proxied_abandoned(self) -> None:
         """A large proxied upload cut off after its first part: nothing of it may remain."""

@@ -111,25 +111,29 @@ CallersUpload = Annotated[Upload, Depends(callers_upload)]
     "/upload",
     status_code=status.HTTP_201_CREATED,
     response_model=PendingFile | StoredFile,
-    responses=responses(
-        Unauthorized,
-        InvalidPath,
-        MissingPart,
-        EmptyFile,
-        MalformedBody,
-        LengthRequired,
-        PayloadTooLarge,
-        QuotaExceeded,
-        TooManyUploads,
-        PathTaken,
-        UploadClosed,
-        ValidationFailed,
-        TooManyUploads,
-        ServerBusy,
-    ),
+    responses={
+        200: {"model": StoredFile, "description": "A form upload overwrote a file (its id kept)."},
+        **responses(
+            Unauthorized,
+            InvalidPath,
+            MissingPart,
+            EmptyFile,
+            MalformedBody,
+            LengthRequired,
+            PayloadTooLarge,
+            QuotaExceeded,
+            TooManyUploads,
+            PathTaken,
+            UploadClosed,
+            ValidationFailed,
+            TooManyUploads,
+            ServerBusy,
+        ),
+    },
 )
 async def upload(
     request: Request,
+    response: Response,
     owner_id: CurrentUserId,
     intent: IntentBody,
     database: DatabaseDep,
@@ -144,7 +148,8 @@ async def upload(
     presigned PUT (and a browser POST); storage's notification confirms it. With
     ``multipart/form-data``: the ``file`` part is streamed to storage through the API.
     A path ending in ``/`` is a folder and the file keeps its own name; an existing path is
-    overwritten and keeps its id.
+    overwritten and keeps its id. A form upload answers 201 for a new file, 200 for an
+    overwrite; an intent is always 201 (it creates an upload).
     """
     if intent is not None:
         issue = multipart.issue_multipart if multipart.wants_multipart(intent, settings) else None
@@ -168,8 +173,10 @@ async def upload(
     async with slots.hold(owner_id):
         events = read_multipart(body_stream(request), boundary)
         length = int(declared) if declared is not None and declared.isdigit() else None
-        file = await proxied.upload_proxied(ctx, owner_id, events, path, length)
-    return StoredFile(**FileOut.of(file).model_dump())
+        stored = await proxied.upload_proxied(ctx, owner_id, events, path, length)
+    if not stored.created:
+        response.status_code = status.HTTP_200_OK
+    return StoredFile(**FileOut.of(stored.file).model_dump())
 
 
 @router.get("/uploads/{upload_id}", responses=responses(Unauthorized, UploadNotFound))

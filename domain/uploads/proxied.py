@@ -38,6 +38,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """A proxied upload's file, and whether the path was new (201) or overwritten (200)."""
+
+    file: File
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
 class UploadContext:
     database: Database
     storage: Storage
@@ -168,7 +176,7 @@ async def upload_proxied(
     events: AsyncIterator[Event],
     query_path: str | None,
     body_length: int | None = None,
-) -> File:
+) -> Stored:
     """Stream a multipart upload to storage, then confirm it in this request.
 
     The pending upload row (a lease this request renews) is committed before any byte moves.
@@ -198,8 +206,9 @@ async def upload_proxied(
             own_name=part.filename,
         )
 
-    _, upload, reserved = await ctx.database.transaction(open_pending)
+    opened, upload, reserved = await ctx.database.transaction(open_pending)
     upload_id, object_key = upload.id, upload.object_key
+    had_content = opened.object_key is not None
 
     async def confirm(session: AsyncSession) -> Confirmation:
         return await confirm_upload(session, ctx.storage, settings, object_key, stored=stored)
@@ -219,15 +228,15 @@ async def upload_proxied(
         result = await ctx.database.transaction(confirm)
     except BaseException as error:
         landed = await asyncio.shield(_fail(ctx, upload_id, _failure_reason(error)))
-        if landed is not None:
-            return landed
+        if landed is not None:  # the confirmation's answer was lost: what the path held then
+            return Stored(landed, created=not had_content)
         metrics.proxied_upload_failed(error)
         if isinstance(error, LimitExceeded):
             raise PayloadTooLarge.over(limit) from None
         raise
     if result.stored:
         assert result.file is not None
-        return result.file
+        return Stored(result.file, created=result.replaced_key is None)
     reason = result.upload.reason if result.upload else None
     if result.outcome == "rejected" and result.file is not None:
         # Streaming enforced the size limit; what is left is the quota a concurrent upload took.

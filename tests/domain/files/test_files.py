@@ -74,10 +74,14 @@ async def test_path_as_query_parameter(client: httpx.AsyncClient, alice: Account
 async def test_overwrite_keeps_id_and_deletes_replaced_object(
     client: httpx.AsyncClient, alice: Account, app: FastAPI, storage: Storage, run_worker: RunWorker
 ) -> None:
-    first = (await upload(client, alice, "/a.txt", b"version one")).json()
+    created = await upload(client, alice, "/a.txt", b"version one")
+    assert created.status_code == 201  # a new file
+    first = created.json()
     [old_key] = await _object_keys(app)
     assert old_key is not None
-    second = (await upload(client, alice, "/a.txt", b"version two!")).json()
+    overwritten = await upload(client, alice, "/a.txt", b"version two!")
+    assert overwritten.status_code == 200  # an overwrite
+    second = overwritten.json()
     assert second["id"] == first["id"]
     assert second["size"] == 12
     [new_key] = await _object_keys(app)

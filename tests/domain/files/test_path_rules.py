@@ -44,7 +44,7 @@ async def test_nothing_goes_below_a_file(client: httpx.AsyncClient, alice: Accou
         assert answer.json()["error"] == "path_taken"
         assert "/photos/beach.jpg" in answer.json()["detail"]
     # An overwrite of the file itself is not a conflict, and another user's names are theirs.
-    assert (await upload(client, alice, "/photos/beach.jpg", b"c")).status_code == 201
+    assert (await upload(client, alice, "/photos/beach.jpg", b"c")).status_code == 200
 
 
 async def test_a_pending_upload_claims_its_path_too(
