@@ -179,9 +179,10 @@ async function refresh() {
       here.push(file);
     } else {
       const name = rest.slice(0, slash);
-      const entry = folders.get(name) || { count: 0, bytes: 0 };
+      const entry = folders.get(name) || { count: 0, bytes: 0, modified: "" };
       entry.count += 1;
       entry.bytes += file.size || 0;
+      if (file.modified_at > entry.modified) entry.modified = file.modified_at;
       folders.set(name, entry);
     }
   }
@@ -195,11 +196,17 @@ async function refresh() {
     const a = document.createElement("a");
     a.href = `#${encodeURI(`${folder}${name}/`)}`;
     a.textContent = `${name}/`;
-    cell.append(a);
+    const count = document.createElement("span");
+    count.className = "note count";
+    count.textContent = `${entry.count} file${entry.count === 1 ? "" : "s"}`;
+    cell.append(a, " ", count);
     const bytes = row.insertCell();
     bytes.className = "num";
     bytes.textContent = size(entry.bytes);
-    row.insertCell().textContent = `${entry.count} file${entry.count === 1 ? "" : "s"}`;
+    // Its newest file's time: the column means the same for folders and files.
+    const modified = row.insertCell();
+    modified.className = "modified";
+    modified.textContent = entry.modified ? new Date(entry.modified).toLocaleString() : "";
     row.insertCell();
   }
   for (const file of here) {
@@ -210,7 +217,9 @@ async function refresh() {
     const bytes = row.insertCell();
     bytes.className = "num";
     bytes.textContent = size(file.size);
-    row.insertCell().textContent = new Date(file.modified_at).toLocaleString();
+    const modified = row.insertCell();
+    modified.className = "modified";
+    modified.textContent = new Date(file.modified_at).toLocaleString();
     const actions = row.insertCell();
     actions.className = "actions";
     actions.append(
@@ -276,6 +285,14 @@ function progressRow(file) {
       note.textContent = message;
     },
   };
+}
+
+/** Rows of uploads that ended belong to the folder they went to: a folder change drops them
+ * (those still sending stay, so their progress remains visible). */
+function clearFinishedUploads() {
+  for (const item of $("#uploads").querySelectorAll('li:not([data-state="sending"])')) {
+    item.remove();
+  }
 }
 
 function put(url, headers, body, onProgress) {
@@ -388,7 +405,9 @@ async function show() {
   $("#signout").hidden = !signedIn;
   document.body.dataset.signedIn = String(signedIn);
   if (signedIn) {
-    state.folder = folderFromHash();
+    const folder = folderFromHash();
+    if (folder !== state.folder) clearFinishedUploads();
+    state.folder = folder;
     await run(refresh);
   } else {
     $("#login").value = localStorage.getItem(LOGIN_KEY) || "";

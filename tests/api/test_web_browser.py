@@ -167,7 +167,14 @@ async def test_the_page_signs_in_uploads_lists_downloads_and_deletes(
         )
         await page.wait_for_selector('tr[data-path="/reports/notes.txt"]', state="detached")
         await page.click("#crumbs a >> text=Home")
-        await page.wait_for_selector('tr[data-folder="/reports/"]')
+        folder_row = page.locator('tr[data-folder="/reports/"]')
+        await folder_row.wait_for()
+        # The folder's count sits by its name; "Modified" holds its newest file's time, as for
+        # a file; the finished uploads' rows stayed in the folder they went to.
+        assert await folder_row.locator(".count").text_content() == "1 file"
+        modified = await folder_row.locator("td.modified").text_content()
+        assert modified and "file" not in modified and any(c.isdigit() for c in modified)
+        assert await page.locator("#uploads li").count() == 0
         await _shot(page, "3-home-after-delete")
 
         await page.click("#signout")
