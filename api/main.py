@@ -12,6 +12,7 @@ from api.cors import install_cors
 from api.deadlines import BodyDeadlineMiddleware
 from api.error_handlers import install_error_handlers
 from api.files.router import router as files_router
+from api.folders.router import router as folders_router
 from api.head import HeadMiddleware
 from api.health.readiness import router as readiness_router
 from api.health.router import liveness_router
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(users_router)
     v1.include_router(health_router)
     v1.include_router(files_router)
+    v1.include_router(folders_router)
     v1.include_router(uploads_router)
     v1.include_router(storage_events_router)
     app.include_router(v1)

@@ -97,6 +97,11 @@ class FileNotFound(NotFound):
     default_detail = "No such file."
 
 
+class FolderNotFound(NotFound):
+    code = "folder_not_found"
+    default_detail = "No such folder."
+
+
 class UploadNotFound(NotFound):
     code = "upload_not_found"
     default_detail = "No such upload."
@@ -135,6 +140,11 @@ class UploadIdMismatch(Conflict):
 class PathTaken(Conflict):
     code = "path_taken"
     default_detail = "Something else has that path."
+
+
+class InvalidMove(AppError):
+    code = "invalid_move"
+    default_detail = "A folder cannot be moved or copied into itself."
 
 
 class LengthRequired(AppError):

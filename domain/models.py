@@ -1,9 +1,11 @@
-"""Tables: users, files (one row per user path, stable id), uploads (one per content version),
-and the outbox of object deletions.
+"""Tables: users, files (one row per user path, stable id), folders, uploads (one per content
+version), and the outbox of object deletions.
 
-Lock order, for every transaction that takes several row locks: **files → uploads → users**.
-A transaction that creates a path takes its owner's path lock (a transaction-level advisory
-lock, ``FileRepository.lock_paths``) before any of them.
+Lock order, for every transaction that takes several locks:
+**path lock → files → uploads → users**. A transaction that creates, moves, copies or removes
+paths takes its owner's path lock (a transaction-level advisory lock,
+``FileRepository.lock_paths``) before any row lock; ``folders`` rows are only written under
+that lock, so they need no place of their own in the order.
 Deleting a file cascades (``SET NULL``) into its uploads, so a delete follows the same order;
 ``users`` is always locked last (quota, reservations and cache generation); the trigger that
 keeps a user's reservations updates the user after the upload row, in that order too.
@@ -15,7 +17,18 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Index, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Computed,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -61,7 +74,11 @@ class User(Base):
 
 
 class File(Base):
-    """A user's path. Without ``object_key`` it has no content yet and is not listed."""
+    """A user's path. Without ``object_key`` it has no content yet and is not listed.
+
+    ``object_key`` names an immutable object that copies share: it is deleted only when no
+    file (and no pending upload) references it any more (``UploadRepository.unreferenced``).
+    """
 
     __tablename__ = "files"
 
@@ -70,7 +87,11 @@ class File(Base):
     # "C" collation: byte order, so prefix filters and keyset pagination use the unique index.
     path: Mapped[str] = mapped_column(String(collation="C"))
     name: Mapped[str] = mapped_column(Text)
-    object_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    # The enclosing folder's path ("/a/" for "/a/b.txt"): a folder view's index.
+    parent: Mapped[str] = mapped_column(
+        String(collation="C"), Computed("regexp_replace(path, '[^/]*$', '')")
+    )
+    object_key: Mapped[str | None] = mapped_column(Text, index=True)
     size: Mapped[int | None] = mapped_column(BigInteger)
     etag: Mapped[str | None] = mapped_column(Text)
     content_type: Mapped[str | None] = mapped_column(Text)
@@ -82,6 +103,34 @@ class File(Base):
     )
 
     __table_args__ = (Index("files_owner_path_key", "owner_id", "path", unique=True),)
+
+
+class Folder(Base):
+    """A folder: implicit (made when a path below it is claimed, listed while something below
+    has content) or explicit (``POST /folders``, listed until deleted)."""
+
+    __tablename__ = "folders"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # Ends with "/"; the root "/" has no row.
+    path: Mapped[str] = mapped_column(String(collation="C"))
+    parent: Mapped[str] = mapped_column(
+        String(collation="C"), Computed("regexp_replace(path, '[^/]+/$', '')")
+    )
+    name: Mapped[str] = mapped_column(
+        String(collation="C"), Computed("regexp_replace(path, '^.*/([^/]+)/$', '\\1')")
+    )
+    explicit: Mapped[bool] = mapped_column(default=False, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    modified_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        Index("folders_owner_path_key", "owner_id", "path", unique=True),
+        Index("folders_owner_parent_name", "owner_id", "parent", "name"),
+    )
 
 
 class Upload(Base):

@@ -1,9 +1,10 @@
 from email.utils import format_datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
+from api.body import JsonBody
 from api.deps import (
     CacheDep,
     CurrentUser,
@@ -15,22 +16,29 @@ from api.files import conditional
 from api.head import is_head
 from domain.errors import (
     FileNotFound,
+    FolderNotFound,
     InvalidCursor,
+    InvalidMove,
     InvalidPath,
+    PathTaken,
+    QuotaExceeded,
     RangeNotSatisfiable,
     Unauthorized,
     ValidationFailed,
     responses,
 )
 from domain.files import content, service
-from domain.files.paths import folder_prefix, parse_reference
-from domain.files.schemas import FileList
+from domain.files.paths import folder_prefix, is_folder, parse_reference
+from domain.files.schemas import FileList, FileOut
+from domain.folders import service as folders
+from domain.folders.schemas import FolderCopied, FolderDeleted, FolderMoved, TransferIn
 from infra import metrics
 from infra.storage.adapter import RangeRefused
 
 router = APIRouter(prefix="/files", tags=["files"])
 
 PathRef = Annotated[str, Query(description="A file's absolute path, or its id.", max_length=4096)]
+TransferBody = Annotated[TransferIn, Depends(JsonBody(TransferIn))]
 
 
 @router.get(
@@ -115,13 +123,86 @@ async def download(
     )
 
 
+@router.get(
+    "/search",
+    response_model=FileList,
+    responses=responses(Unauthorized, InvalidPath, InvalidCursor, ValidationFailed),
+)
+async def search(
+    user: CurrentUser,
+    database: DatabaseDep,
+    cache: CacheDep,
+    q: Annotated[str, Query(min_length=1, max_length=200, description="Part of a name.")],
+    path: Annotated[str | None, Query(description="Search below this folder.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=8192)] = None,
+) -> Response:
+    """Files whose name contains ``q``, case-insensitive, by path (a trigram index)."""
+    prefix = folder_prefix(path) if path else None
+    page = await folders.search(database, cache, user, q, prefix, cursor, limit)
+    return Response(page, media_type="application/json")
+
+
+@router.post(
+    "/move",
+    response_model=FileOut | FolderMoved,
+    responses=responses(
+        Unauthorized,
+        InvalidPath,
+        InvalidMove,
+        FileNotFound,
+        FolderNotFound,
+        PathTaken,
+        ValidationFailed,
+    ),
+)
+async def move(user: CurrentUser, database: DatabaseDep, body: TransferBody) -> Response:
+    """Move or rename a file or a folder (``from`` ending with ``/``): paths change; ids,
+    ``created_ad`` and content stay, and nothing is copied in storage. All or nothing."""
+    moved = await database.transaction(lambda session: folders.move(session, user, body))
+    return JSONResponse(moved.model_dump(mode="json"))
+
+
+@router.post(
+    "/copy",
+    status_code=status.HTTP_201_CREATED,
+    response_model=FileOut | FolderCopied,
+    responses=responses(
+        Unauthorized,
+        InvalidPath,
+        InvalidMove,
+        FileNotFound,
+        FolderNotFound,
+        PathTaken,
+        QuotaExceeded,
+        ValidationFailed,
+    ),
+)
+async def copy(
+    user: CurrentUser, database: DatabaseDep, settings: SettingsDep, body: TransferBody
+) -> Response:
+    """Copy a file or a folder: new ids, the same bytes (shared, immutable objects: no storage
+    round trip), counted against the quota."""
+    copied = await database.transaction(lambda session: folders.copy(session, user, body, settings))
+    return JSONResponse(copied.model_dump(mode="json"), status_code=status.HTTP_201_CREATED)
+
+
 @router.delete(
     "",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(Unauthorized, InvalidPath, FileNotFound),
+    responses={
+        200: {"model": FolderDeleted, "description": "A folder and everything below it."},
+        **responses(Unauthorized, InvalidPath, FileNotFound, FolderNotFound),
+    },
 )
 async def delete(user: CurrentUser, database: DatabaseDep, path: PathRef) -> Response:
-    """Delete a file by path or id; its object is removed from storage by the worker."""
+    """Delete a file by path or id, or a folder (a path ending with ``/``) and everything below
+    it in one transaction; objects are removed from storage by the worker."""
     reference = parse_reference(path)
+    if isinstance(reference, str) and is_folder(reference):
+        deleted = await database.transaction(
+            lambda session: folders.delete_folder(session, user, reference)
+        )
+        return JSONResponse(deleted.model_dump(mode="json"))
     await database.transaction(lambda session: service.delete_file(session, user, reference))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

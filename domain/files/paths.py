@@ -67,3 +67,26 @@ def parse_reference(raw: str) -> uuid.UUID | str:
         except ValueError:
             raise InvalidPath("Give an absolute path or a file id.") from None
     return normalize_path(raw)
+
+
+def enclosing_folders(path: str) -> list[str]:
+    """``/a/b/c.txt`` (or ``/a/b/c/``) → ``["/a/", "/a/b/"]``: the folders above ``path``."""
+    segments = path.rstrip("/").split("/")[1:-1]
+    return ["/" + "/".join(segments[: depth + 1]) + "/" for depth in range(len(segments))]
+
+
+def subtree(folder: str) -> tuple[str, str]:
+    """The byte range ``[low, high)`` of the paths below ``folder`` (which ends with ``/``):
+    a range of the ``(owner_id, path)`` indexes in "C" collation, where "0" follows "/"."""
+    return folder, folder[:-1] + "0"
+
+
+def last_segment(path: str) -> str:
+    """A file's or a folder's own name: ``/a/b/`` → ``b``, ``/a/c.txt`` → ``c.txt``."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def file_paths_above(path: str) -> list[str]:
+    """``/a/b/c.txt`` → ``["/a", "/a/b"]``: the paths that must not be files for ``path`` to be
+    stored (a name is a file or a folder, never both)."""
+    return [folder[:-1] for folder in enclosing_folders(path)]

@@ -10,7 +10,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from domain.models import File, Upload, UploadKind, UploadStatus, User
+from domain.files.paths import subtree
+from domain.models import File, Folder, Upload, UploadKind, UploadStatus, User
 
 
 def _like_prefix(prefix: str) -> str:
@@ -128,13 +129,13 @@ _LOCK_PATHS = select(
     )
 )
 # A file row without content and with no upload pending for it: nothing will ever fill it.
-_CONTENTLESS = File.object_key.is_(None) & ~(
+CONTENTLESS = File.object_key.is_(None) & ~(
     select(Upload.id)
     .where(Upload.file_id == File.id, Upload.status == UploadStatus.pending)
     .exists()
 )
 # A file row that holds its path: with content, or with an upload pending for it.
-_LIVE = ~_CONTENTLESS
+_LIVE = ~CONTENTLESS
 
 # The hot statements of confirmation, built once: building a select per call shows in profiles.
 _UPLOAD_BY_KEY = select(Upload).where(Upload.object_key == bindparam("object_key"))
@@ -242,16 +243,22 @@ class FileRepository:
         await self.session.execute(_LOCK_PATHS, {"owner": str(self.owner_id)})
 
     async def path_claims(self, path: str, parents: Sequence[str]) -> tuple[bool, str | None]:
-        """Whether live files lie below ``path`` (a folder: a range of the owner/path index),
-        and the first of ``parents`` that is a live file: one round trip."""
-        below = path.rstrip("/") + "/"
+        """Whether ``path`` is a folder (live files or an explicit folder below it: a range of
+        the owner/path indexes), and the first of ``parents`` that is a live file: one round
+        trip."""
+        low, high = subtree(path.rstrip("/") + "/")
         folder = (
             select(File.id)
+            .where(File.owner_id == self.owner_id, File.path >= low, File.path < high, _LIVE)
+            .exists()
+        )
+        explicit = (
+            select(Folder.id)
             .where(
-                File.owner_id == self.owner_id,
-                File.path >= below,
-                File.path < below[:-1] + "0",  # "0" follows "/" in byte order
-                _LIVE,
+                Folder.owner_id == self.owner_id,
+                Folder.path >= low,
+                Folder.path < high,
+                Folder.explicit,
             )
             .exists()
         )
@@ -262,8 +269,60 @@ class FileRepository:
             .limit(1)
             .scalar_subquery()
         )
-        row = (await self.session.execute(select(folder, parent_file))).one()
-        return bool(row[0]), row[1]
+        row = (await self.session.execute(select(folder, explicit, parent_file))).one()
+        return bool(row[0] or row[1]), row[2]
+
+    async def at(self, path: str) -> File | None:
+        """The row at ``path``, with content or not, locked."""
+        query = (
+            select(File)
+            .where(File.owner_id == self.owner_id, File.path == path)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def is_live(self, file_id: uuid.UUID) -> bool:
+        """Whether the row holds its path: content, or an upload pending for it."""
+        query = select(File.id).where(File.id == file_id, _LIVE)
+        return (await self.session.execute(query)).first() is not None
+
+    async def add_copy(self, source: File, path: str, name: str) -> File:
+        """A new file at ``path`` with ``source``'s content: the same (shared) object."""
+        copy = File(
+            id=uuid.uuid4(),
+            owner_id=self.owner_id,
+            path=path,
+            name=name,
+            object_key=source.object_key,
+            size=source.size,
+            etag=source.etag,
+            content_type=source.content_type,
+            sha256=source.sha256,
+            modified_at=source.modified_at,
+        )
+        self.session.add(copy)
+        await self.session.flush()
+        await self.session.refresh(copy)
+        return copy
+
+    async def search(
+        self, text: str, prefix: str | None, after: str | None, limit: int
+    ) -> Sequence[File]:
+        """Files with content whose name contains ``text``, case-insensitive (the trigram
+        index), by path."""
+        query = select(File).where(
+            File.owner_id == self.owner_id,
+            File.object_key.is_not(None),
+            File.name.ilike("%" + _like_prefix(text)[:-1] + "%", escape="\\"),
+        )
+        if prefix and prefix != "/":
+            low, high = subtree(prefix)
+            query = query.where(File.path >= low, File.path < high)
+        if after is not None:
+            query = query.where(File.path > after)
+        query = query.order_by(File.path).limit(limit)
+        return (await self.session.execute(query)).scalars().all()
 
     async def holds(self, file_id: uuid.UUID, object_key: str, etag: str) -> bool:
         """Whether the file's content is already this object version (no lock taken)."""
@@ -275,12 +334,29 @@ class FileRepository:
     async def lock(self, file_id: uuid.UUID) -> File | None:
         return (await self.session.execute(_LOCK_FILE, {"file_id": file_id})).scalar_one_or_none()
 
+    async def lock_sharers(self, object_key: str, file_id: uuid.UUID) -> Sequence[File]:
+        """The owner's other files whose content is the object ``object_key`` (copies), locked
+        in id order."""
+        query = (
+            select(File)
+            .where(
+                File.owner_id == self.owner_id,
+                File.object_key == object_key,
+                File.id != file_id,
+            )
+            .order_by(File.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
     async def delete(self, file: File) -> None:
         await self.session.execute(delete(File).where(File.id == file.id))
 
-    async def delete_if_empty(self, file_id: uuid.UUID) -> None:
-        """Remove a content-less file row once no upload is pending for it."""
-        await self.session.execute(delete(File).where(File.id == file_id, _CONTENTLESS))
+    async def delete_if_empty(self, file_id: uuid.UUID) -> bool:
+        """Remove a content-less file row once no upload is pending for it; whether it went."""
+        result = await self.session.execute(delete(File).where(File.id == file_id, CONTENTLESS))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def get_upload(self, upload_id: uuid.UUID) -> Upload | None:
         query = select(Upload).where(Upload.id == upload_id, Upload.owner_id == self.owner_id)
@@ -367,7 +443,7 @@ class UploadRepository:
         their file recorded: a PUT to such a URL replaces the object under the file."""
         query = (
             select(Upload.object_key, File.etag)
-            .join(File, File.object_key == Upload.object_key)
+            .join(File, (File.id == Upload.file_id) & (File.object_key == Upload.object_key))
             .where(
                 Upload.status == UploadStatus.completed,
                 Upload.kind == UploadKind.direct,
@@ -438,7 +514,7 @@ class UploadRepository:
 
     async def remove_contentless_files(self) -> int:
         """File rows that never got content and have no upload pending any more."""
-        result = await self.session.execute(delete(File).where(_CONTENTLESS))
+        result = await self.session.execute(delete(File).where(CONTENTLESS))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def now(self) -> datetime:

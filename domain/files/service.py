@@ -8,8 +8,10 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import FileNotFound
+from domain.files.paths import enclosing_folders
 from domain.files.repository import FileRepository
 from domain.files.schemas import FileList, FileOut, decode_cursor, encode_cursor
+from domain.folders.repository import FolderRepository
 from domain.models import File, User
 from domain.objects.outbox import Outbox
 from infra.cache import Cache
@@ -29,7 +31,7 @@ class FileRecord(FileOut):
         return cls(**FileOut.of(file).model_dump(), object_key=file.object_key)
 
 
-def _cache_name(kind: str, *parts: object) -> str:
+def cache_name(kind: str, *parts: object) -> str:
     digest = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
     return f"{kind}:{digest}"
 
@@ -44,7 +46,7 @@ async def list_files(
 ) -> bytes:
     """A page as JSON bytes: a cache hit goes from the cache to the socket without being parsed,
     and opens no database session."""
-    key = Cache.key(user.id, user.generation, _cache_name("list", prefix, cursor, limit))
+    key = Cache.key(user.id, user.generation, cache_name("list", prefix, cursor, limit))
     cached = await cache.get_raw(key)
     if cached is not None:
         return cached
@@ -71,7 +73,7 @@ async def find_file(
     reference: uuid.UUID | str,
 ) -> FileRecord:
     """A file with content; a cache hit opens no database session."""
-    key = Cache.key(user.id, user.generation, _cache_name("file", reference))
+    key = Cache.key(user.id, user.generation, cache_name("file", reference))
     cached = await cache.get_raw(key)
     if cached is not None:
         return FileRecord.model_validate_json(cached)
@@ -85,15 +87,19 @@ async def find_file(
 
 
 async def delete_file(session: AsyncSession, user: User, reference: uuid.UUID | str) -> None:
-    """Delete the file row (its uploads keep their records) and record its object for deletion,
-    in the caller's transaction; lock order: file, then (by the cascade) uploads, then user."""
+    """Delete the file row (its uploads keep their records) and record its object for deletion
+    (the drain keeps it while a copy references it), in the caller's transaction; lock order:
+    the owner's paths, the file, then (by the cascade) uploads, then user. Folders that held
+    only this file go with it."""
     files = FileRepository(session, user.id)
+    await files.lock_paths()
     found = await files.find(reference)
     file = await files.lock(found.id) if found else None
     if file is None or file.object_key is None:
         raise FileNotFound()
     object_key, size = file.object_key, file.size or 0
     await files.delete(file)
+    await FolderRepository(session, user.id).prune(enclosing_folders(file.path))
     await files.account_change(-size)
     await Outbox(session).add(object_key, "file deleted")
     log.info(

@@ -8,6 +8,7 @@ becomes content later.
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -84,6 +85,34 @@ async def _holds(files: FileRepository, upload: Upload, etag: str) -> bool:
     return await files.holds(upload.file_id, upload.object_key, etag)
 
 
+def _lose_content(file: File) -> int:
+    """The file has no content any more; the bytes it held."""
+    size = file.size or 0
+    file.object_key, file.size, file.etag, file.sha256 = None, None, None, None
+    return size
+
+
+def _carry(sharers: Sequence[File], info: ObjectInfo, now: datetime) -> int:
+    """A reused presigned URL rewrote an object that copies share: they hold the new version
+    too (the object is one); the bytes they gained."""
+    gained = 0
+    for sharer in sharers:
+        gained += info.size - (sharer.size or 0)
+        sharer.size, sharer.etag, sharer.sha256 = info.size, info.etag, info.sha256
+        sharer.modified_at = now
+    return gained
+
+
+async def _lock_sharers(files: FileRepository, upload: Upload, file: File | None) -> Sequence[File]:
+    """A confirmed upload's URL used again rewrites the object, which copies of its file share:
+    they are locked too, before the upload (files → uploads → users)."""
+    if upload.status != UploadStatus.completed or file is None:
+        return ()
+    if file.object_key != upload.object_key:
+        return ()
+    return await files.lock_sharers(upload.object_key, file.id)
+
+
 async def _reject(
     files: FileRepository,
     upload: Upload,
@@ -91,18 +120,21 @@ async def _reject(
     violation: tuple[RejectReason, str],
     *,
     is_current: bool,
+    sharers: Sequence[File] = (),
 ) -> None:
-    """Close the upload as rejected; if its object was the file's content, the file loses it
-    (and goes, if nothing else is pending for it). The object goes to the outbox."""
+    """Close the upload as rejected; if its object was the file's content, the file (and any
+    copy sharing the object) loses it and goes, if nothing else is pending for it. The object
+    goes to the outbox."""
     reason_class, reason = violation
     metrics.upload_rejected(files.session, reason_class)
     upload.status, upload.reason = UploadStatus.rejected, reason
     upload.completed_at = datetime.now(UTC)
     if is_current:
-        await files.account_change(-(file.size or 0))
-        file.object_key, file.size, file.etag, file.sha256 = None, None, None, None
+        lost = sum(_lose_content(holder) for holder in (file, *sharers))
+        await files.account_change(-lost)
         await files.session.flush()
-    await files.delete_if_empty(file.id)
+    for holder in (file, *sharers):
+        await files.delete_if_empty(holder.id)
     await Outbox(files.session).add(upload.object_key, "upload rejected")
 
 
@@ -222,6 +254,7 @@ async def confirm_upload(
     info = stored or await _head(storage, found)
     if stored is None and found.file_id is not None:
         file = await files.lock(found.file_id)
+    sharers = await _lock_sharers(files, found, file)
     upload = await uploads.lock(found.id)
     if info is None:
         pending = upload.status == UploadStatus.pending
@@ -248,12 +281,12 @@ async def confirm_upload(
 
     violation = _violation(info, upload, held, file, settings)
     if violation is not None:
-        await _reject(files, upload, file, violation, is_current=is_current)
+        await _reject(files, upload, file, violation, is_current=is_current, sharers=sharers)
         log.warning("upload rejected", extra={**ids, "reason": upload.reason, "size": info.size})
         return Confirmation("rejected", upload, file)
 
     replaced_key = None if is_current else file.object_key
-    size_delta = info.size - (file.size or 0)
+    size_delta = info.size - (file.size or 0) + _carry(sharers, info, now)
     file.object_key, file.size, file.etag = object_key, info.size, info.etag
     file.sha256 = info.sha256
     file.content_type = upload.content_type or info.content_type or guess_content_type(file.name)

@@ -7,18 +7,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.errors import PathTaken, QuotaExceeded, TooManyUploads, Unauthorized
-from domain.files.paths import file_path
+from domain.files.paths import enclosing_folders, file_path, file_paths_above
 from domain.files.repository import FileRepository
+from domain.folders.repository import FolderRepository
 from domain.models import File, Upload, UploadKind
 from infra import metrics
 from infra.config import Settings
 from infra.storage.adapter import Storage
-
-
-def _parents(path: str) -> list[str]:
-    """``/a/b/c.txt`` → ``["/a", "/a/b"]``: the paths that must not be files."""
-    segments = path.split("/")[1:-1]
-    return ["/" + "/".join(segments[: depth + 1]) for depth in range(len(segments))]
 
 
 async def claim_path(
@@ -28,10 +23,11 @@ async def claim_path(
 
     A path that names an existing folder is that folder: the file goes inside it and keeps its
     own name (``own_name``, else the path's last segment). A path below an existing file is 409
-    ``path_taken``: a name is a file or a folder, never both.
+    ``path_taken``: a name is a file or a folder, never both. The folders that enclose the
+    path are made (or marked modified).
     """
     await files.lock_paths()
-    is_folder, taken = await files.path_claims(path, _parents(path))
+    is_folder, taken = await files.path_claims(path, file_paths_above(path))
     if taken is not None:
         raise PathTaken(f"'{taken}' is a file, so nothing can be stored below it.")
     if is_folder:
@@ -39,6 +35,7 @@ async def claim_path(
         path, name = file_path(path + "/", own_name or name)
         if (await files.path_claims(path, []))[0]:
             raise PathTaken(f"'{path}' is a folder: name the file inside it.")
+    await FolderRepository(files.session, files.owner_id).ensure(enclosing_folders(path))
     return path, name
 
 
