@@ -7,6 +7,7 @@ clients saw is compared with what the API serves now (``candidates``).
 import asyncio
 import contextlib
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,8 @@ READ_ATTEMPTS = 5
 READ_TIMEOUT = httpx.Timeout(60.0, connect=3.0)
 # A 503 this far from every fault window is not explained by any fault.
 FAR_FROM_FAULT_SECONDS = 30.0
+# The clients' folder trees (``soak.load.tree_prefix``).
+TREE_PATH = re.compile(r"^/t\d+/")
 
 
 @contextlib.asynccontextmanager
@@ -210,9 +213,13 @@ async def check_client_view(
 ) -> tuple[list[Violation], dict[str, Any]]:
     """What the API serves now against what the clients saw (and against the database)."""
     by_path: defaultdict[tuple[str, str], list[Op]] = defaultdict(list)
+    # Content in a folder tree moves and is copied: there it must be something the user wrote.
+    sent: defaultdict[str, set[str]] = defaultdict(set)
     for op in ops:
         if op.path is not None and (op.is_write or op.is_delete):
             by_path[(op.login, op.path)].append(op)
+        if op.sha256 is not None:
+            sent[op.login].add(op.sha256)
     problems: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
     judged = 0
     connection = await asyncpg.connect(database_dsn)
@@ -278,6 +285,13 @@ async def check_client_view(
                     problems["API and database disagree"].append(
                         {**where, "in_database": key in in_database, "served": final is not None}
                     )
+                if TREE_PATH.match(path):
+                    if final is not None and final not in sent[account.login]:
+                        problems["moved or copied content never written by the user"].append(
+                            {**where, "final_sha256": final}
+                        )
+                    judged += 1
+                    continue
                 verdict = judge(by_path.get(key, []), final)
                 judged += 1
                 if verdict.problem is not None:

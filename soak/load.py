@@ -71,7 +71,15 @@ WEIGHTS = {
     "list": 10.0,
     "download_proxy": 10.0,
     "download_redirect": 6.0,
+    # A client's own folder tree (``/t<client>/``): copies into it, uploads into it, folder
+    # moves (renames between two roots) and file moves inside it, folder deletes, folder views.
+    "tree_copy": 3.0,
+    "tree_upload": 2.0,
+    "tree_move": 2.5,
+    "tree_delete": 0.8,
+    "tree_view": 2.0,
 }
+TREE_FILES = 3
 
 
 class Abandon(Exception):
@@ -146,6 +154,11 @@ def own_paths(client: int) -> list[str]:
     return [f"/c{client}/f{number}.bin" for number in range(OWN_PATHS)]
 
 
+def tree_prefix(client: int) -> str:
+    """The client's folder tree: content there moves, so it is judged by digest alone."""
+    return f"/t{client}/"
+
+
 class Client:
     def __init__(
         self,
@@ -166,6 +179,10 @@ class Client:
         self.paths_shared = shared_paths()
         self.paths_own = own_paths(number)
         self.reusable: list[Reusable] = []
+        # The tree's folder is renamed between two roots; ``tree_root`` is where it is believed
+        # to be (a 404 after an unanswered move corrects it).
+        self.tree_roots = (f"{tree_prefix(number)}a/", f"{tree_prefix(number)}b/")
+        self.tree_root = self.tree_roots[0]
         self.operations: dict[str, Callable[[], Awaitable[None]]] = {
             "direct_put": lambda: self.direct("direct_put", post=False, complete=True),
             "direct_post": lambda: self.direct("direct_post", post=True, complete=True),
@@ -183,6 +200,11 @@ class Client:
             "list": self.list,
             "download_proxy": lambda: self.download(proxy=True),
             "download_redirect": lambda: self.download(proxy=False),
+            "tree_copy": self.tree_copy,
+            "tree_upload": self.tree_upload,
+            "tree_move": self.tree_move,
+            "tree_delete": self.tree_delete,
+            "tree_view": self.tree_view,
         }
 
     # -- plumbing --------------------------------------------------------------------------
@@ -435,6 +457,91 @@ class Client:
             self.finish(op, "uncertain")
         else:
             self.finish(op, "success" if response.status_code == 204 else "failure")
+
+    # -- the folder tree ---------------------------------------------------------------------
+
+    def tree_file(self) -> str:
+        return f"{self.tree_root}k{self.rng.randrange(TREE_FILES)}.bin"
+
+    def tree_answer(self, op: Op, name: str, response: httpx.Response | None) -> None:
+        """Tree operations may meet 404 (the root moved or went) or 409 (a target exists)."""
+        op.step(name, self.status(response))
+        if response is None:
+            self.finish(op, "uncertain")
+            return
+        self.finish(op, "success" if response.is_success else "failure")
+        if response.status_code == 404:
+            self.tree_root = self.other_root()
+
+    def other_root(self) -> str:
+        return self.tree_roots[1] if self.tree_root == self.tree_roots[0] else self.tree_roots[0]
+
+    async def tree_copy(self) -> None:
+        """A file copied into the tree: a second reference to the same object."""
+        op = self.begin("tree_copy", self.tree_root)
+        body = {"from": self.pick_path(), "to": self.tree_file(), "overwrite": True}
+        response = await self.api("POST", "POST /files/copy", "/files/copy", json=body)
+        op.step("copy", self.status(response))
+        self.finish(op, "uncertain" if response is None else "success")
+
+    async def tree_upload(self) -> None:
+        data = os.urandom(self.small_size())
+        op = self.begin("tree_upload", self.tree_root)
+        op.sha256, op.size = digest(data), len(data)
+        response = await self.api(
+            "POST",
+            "POST /files/upload (multipart)",
+            "/files/upload",
+            data={"path": self.tree_file()},
+            files={"file": ("blob.bin", data, CONTENT_TYPE)},
+        )
+        self.tree_answer(op, "upload", response)
+
+    async def tree_move(self) -> None:
+        """The tree's folder renamed to the other root, or a file moved inside it."""
+        if self.rng.random() < 0.5:
+            op = self.begin("tree_move_file", self.tree_root)
+            body: dict[str, Any] = {"from": self.tree_file(), "to": self.tree_file()}
+            body["overwrite"] = self.rng.random() < 0.5
+            response = await self.api("POST", "POST /files/move", "/files/move", json=body)
+            op.step("move", self.status(response))
+            self.finish(op, "uncertain" if response is None else "success")
+            return
+        op = self.begin("tree_move", self.tree_root)
+        target = self.other_root()
+        body = {"from": self.tree_root, "to": target.rstrip("/")}
+        response = await self.api("POST", "POST /files/move", "/files/move", json=body)
+        self.tree_answer(op, "move", response)
+        if response is not None and response.status_code == 200:
+            self.tree_root = response.json()["path"]
+            if self.tree_root not in self.tree_roots:  # moved inside a stale other root
+                self.tree_root = target
+
+    async def tree_delete(self) -> None:
+        op = self.begin("tree_delete", self.tree_root)
+        params = {"path": self.tree_root}
+        response = await self.api("DELETE", "DELETE /files (folder)", "/files", params=params)
+        op.step("delete", self.status(response))
+        self.finish(op, "uncertain" if response is None else "success")
+        if response is not None and response.status_code == 404:
+            self.tree_root = self.other_root()
+
+    async def tree_view(self) -> None:
+        op = self.begin("tree_view", self.tree_root)
+        params = {"path": self.tree_root}
+        response = await self.api("GET", "GET /folders", "/folders", params=params)
+        self.tree_answer(op, "view", response)
+        if response is None or response.status_code != 200:
+            return
+        body = response.json()
+        for entry in body["folders"] + body["files"]:
+            if not str(entry.get("path", "")).startswith(self.tree_root):
+                self.recorder.anomaly(
+                    "shown outside the folder", folder=self.tree_root, entry=entry
+                )
+        for entry in body["files"]:
+            if entry.get("size") is None or entry.get("etag") is None:
+                self.recorder.anomaly("shown without content", login=op.login, file=entry)
 
     # -- reads -----------------------------------------------------------------------------
 
