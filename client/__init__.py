@@ -1,4 +1,5 @@
-"""A typed client of the filestore API (httpx): sign in, list, upload, download, delete.
+"""A typed client of the filestore API (httpx): sign in, list, upload, download, delete,
+make folders, move, copy and search.
 
 from client import Client
 
@@ -8,6 +9,7 @@ with Client("http://127.0.0.1:8080") as api:
     for file in api.iter_files("/backups/"):
         print(file.path, file.size)
     api.download("/backups/disk.img", "copy.img")
+    api.move("/backups/", "/archive/")         # a folder (ends with "/"): /archive/backups/
 """
 
 from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client
@@ -15,6 +17,9 @@ from client.errors import FilestoreError
 from client.models import (
     DownloadResult,
     File,
+    Folder,
+    FolderPage,
+    FolderTransfer,
     NoProgress,
     Page,
     Progress,
@@ -32,6 +37,9 @@ __all__ = [
     "DownloadResult",
     "File",
     "FilestoreError",
+    "Folder",
+    "FolderPage",
+    "FolderTransfer",
     "NoProgress",
     "Paced",
     "Page",

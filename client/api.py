@@ -24,6 +24,9 @@ from client.errors import FilestoreError
 from client.models import (
     DownloadResult,
     File,
+    Folder,
+    FolderPage,
+    FolderTransfer,
     NoProgress,
     Page,
     Progress,
@@ -172,6 +175,94 @@ class Client:
     def delete(self, path: str) -> None:
         """Delete a file by path or id (404 ``file_not_found`` if there is none)."""
         self._call("DELETE", "/files", params={"path": path})
+
+    def delete_folder(self, path: str) -> int:
+        """Delete a folder and everything below it; returns how many files went (404
+        ``folder_not_found`` if there is no such folder)."""
+        body = self._call("DELETE", "/files", params={"path": _as_folder(path)}).json()
+        return int(body["deleted"])
+
+    # -- folders, moves, copies, search -----------------------------------------------------
+
+    def list_folder(
+        self, path: str = "/", limit: int = 100, cursor: str | None = None
+    ) -> FolderPage:
+        """One page of the folder ``path``'s direct children, folders first (404
+        ``folder_not_found`` if there is no such folder)."""
+        params: dict[str, str | int] = {"path": path, "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        body = self._call("GET", "/folders", params=params).json()
+        return FolderPage(
+            account=body["account"],
+            path=body["path"],
+            folders=[Folder.of(f) for f in body["folders"]],
+            files=[File.of(f) for f in body["files"]],
+            next_cursor=body["next_cursor"],
+        )
+
+    def iter_folder(self, path: str = "/", page_size: int = 1000) -> Iterator[Folder | File]:
+        """Every direct child of the folder ``path``, folders first, following ``next_cursor``."""
+        cursor = None
+        while True:
+            page = self.list_folder(path, page_size, cursor)
+            yield from page.folders
+            yield from page.files
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def make_folder(self, path: str) -> tuple[Folder, bool]:
+        """Create the folder ``path`` (``/`` is appended if missing), listed even while empty;
+        returns it and whether it is new (409 ``path_taken`` if a file has that path)."""
+        response = self._call("POST", "/folders", json={"path": _as_folder(path)})
+        return Folder.of(response.json()), response.status_code == 201
+
+    def move(self, source: str, target: str, *, overwrite: bool = False) -> File | FolderTransfer:
+        """Move or rename a file (path or id) or a folder (a path ending with ``/``) to
+        ``target``: a full path, or a folder ending with ``/`` to keep the name. ``overwrite``
+        replaces a file at the target; without it that is 409 ``path_taken``."""
+        return self._transfer("/files/move", "moved", source, target, overwrite)
+
+    def copy(self, source: str, target: str, *, overwrite: bool = False) -> File | FolderTransfer:
+        """Copy like ``move``: new ids, the same bytes, counted against the quota (413
+        ``quota_exceeded``)."""
+        return self._transfer("/files/copy", "copied", source, target, overwrite)
+
+    def _transfer(
+        self, url: str, count: str, source: str, target: str, overwrite: bool
+    ) -> File | FolderTransfer:
+        body = self._call(
+            "POST", url, json={"from": source, "to": target, "overwrite": overwrite}
+        ).json()
+        if count in body:
+            return FolderTransfer(int(body[count]), body["path"])
+        return File.of(body)
+
+    def search(
+        self, query: str, path: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page:
+        """One page of the files whose name contains ``query`` (case-insensitive), below the
+        folder ``path`` if given, by path."""
+        params: dict[str, str | int] = {"q": query, "limit": limit}
+        if path:
+            params["path"] = path
+        if cursor:
+            params["cursor"] = cursor
+        body = self._call("GET", "/files/search", params=params).json()
+        return Page(body["account"], [File.of(f) for f in body["files"]], body["next_cursor"])
+
+    def iter_search(
+        self, query: str, path: str | None = None, page_size: int = 1000
+    ) -> Iterator[File]:
+        """Every file ``search`` finds, following ``next_cursor``."""
+        cursor = None
+        while True:
+            page = self.search(query, path, page_size, cursor)
+            yield from page.files
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def upload_state(self, upload_id: str) -> UploadState:
         return UploadState.of(self._call("GET", f"/files/uploads/{upload_id}").json())
@@ -501,6 +592,10 @@ class Client:
                     received += len(chunk)
                     progress.advanced(len(chunk))
         return total, received, offset
+
+
+def _as_folder(path: str) -> str:
+    return path if path.endswith("/") else path + "/"
 
 
 def _part_length(record: PendingUpload, number: int) -> int:

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -37,8 +37,8 @@ from rich.text import Text
 
 from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client
 from client.errors import FilestoreError
+from client.models import File, Folder, FolderTransfer, UploadResult
 from client.models import Progress as TransferProgress
-from client.models import UploadResult
 from client.pacing import Paced, RateLimit, parse_rate
 from client.state import StateFile
 
@@ -179,14 +179,27 @@ def login(
     out.print(f"Signed in to {target} as [bold]{login}[/bold]; token kept in {path}")
 
 
-@app.command("ls")
-def list_files(
-    path: Annotated[str | None, typer.Argument(help="Folder to list (default: all).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
-) -> None:
-    """List files, under a folder if given."""
-    with _client() as api:
-        files = list(api.iter_files(path))
+def _modified(stamp: str) -> str:
+    return stamp[:19].replace("T", " ")
+
+
+def _as_folder(path: str) -> str:
+    return path if path.endswith("/") else path + "/"
+
+
+def _is_folder(api: Client, path: str) -> bool:
+    """Whether ``path`` (no trailing ``/``) names a folder: asked only to explain a refusal."""
+    if not path.startswith("/"):
+        return False
+    try:
+        api.list_folder(_as_folder(path), limit=1)
+    except FilestoreError:
+        return False
+    return True
+
+
+def _show_files(files: Iterable[File], as_json: bool) -> None:
+    """Files as JSON lines, as whole tab-separated paths for pipes, or as a table."""
     if as_json:
         for file in files:
             sys.stdout.write(json.dumps(asdict(file)) + "\n")
@@ -196,16 +209,153 @@ def list_files(
             sys.stdout.write(f"{file.path}\t{file.size}\t{file.content_type or '-'}\t")
             sys.stdout.write(f"{file.modified_at}\n")
         return
+    shown = list(files)
     table = Table(box=None, header_style="bold")
     table.add_column("path")
     table.add_column("size", justify="right")
     table.add_column("type")
     table.add_column("modified")
-    for file in files:
-        modified = file.modified_at[:19].replace("T", " ")
-        table.add_row(escape(file.path), _size(file.size), file.content_type or "-", modified)
+    for file in shown:
+        table.add_row(
+            escape(file.path),
+            _size(file.size),
+            file.content_type or "-",
+            _modified(file.modified_at),
+        )
     out.print(table)
-    out.print(f"{len(files)} file(s), {_size(sum(f.size or 0 for f in files))}", style="dim")
+    out.print(f"{len(shown)} file(s), {_size(sum(f.size or 0 for f in shown))}", style="dim")
+
+
+def _show_children(folder: str, children: Iterable[Folder | File], as_json: bool) -> None:
+    """A folder's children (folders first, as the API sends them): JSON lines in the API's
+    shapes (a folder's ``path`` ends with ``/``), whole paths for pipes, or a table of names."""
+    if as_json:
+        for child in children:
+            sys.stdout.write(json.dumps(asdict(child)) + "\n")
+        return
+    if not out.is_terminal:
+        for child in children:  # whole paths, as for files; a folder's ends with "/"
+            if isinstance(child, Folder):
+                sys.stdout.write(f"{child.path}\t-\t-\t{child.modified_at}\n")
+            else:
+                sys.stdout.write(f"{child.path}\t{child.size}\t{child.content_type or '-'}\t")
+                sys.stdout.write(f"{child.modified_at}\n")
+        return
+    table = Table(box=None, header_style="bold")
+    table.add_column("name")
+    table.add_column("size", justify="right")
+    table.add_column("type")
+    table.add_column("modified")
+    folders = files = size = 0
+    for child in children:
+        if isinstance(child, Folder):
+            folders += 1
+            name = Text(child.name + "/", style="bold blue")
+            table.add_row(name, "-", "-", _modified(child.modified_at))
+        else:
+            files += 1
+            size += child.size or 0
+            table.add_row(
+                Text(child.name),
+                _size(child.size),
+                child.content_type or "-",
+                _modified(child.modified_at),
+            )
+    out.print(table)
+    out.print(
+        f"{escape(folder)}: {folders} folder(s), {files} file(s), {_size(size)}",
+        style="dim",
+        highlight=False,
+    )
+
+
+@app.command("ls")
+def list_files(
+    path: Annotated[str | None, typer.Argument(help="Folder to list (default: /).")] = None,
+    recursive: Annotated[
+        bool, typer.Option("-r", "--recursive", help="Every file below the folder instead.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """List a folder: its folders (ending with '/'), then its files; -r: every file below it."""
+    with _client() as api:
+        if recursive:
+            _show_files(api.iter_files(path), as_json)
+        else:
+            folder = _as_folder(path or "/")
+            _show_children(folder, api.iter_folder(folder), as_json)
+
+
+@app.command()
+def find(
+    query: Annotated[str, typer.Argument(help="Part of a file's name (any case).")],
+    path: Annotated[
+        str | None, typer.Option("--path", help="Search below this folder only.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Files whose name contains QUERY, case-insensitive, by path."""
+    with _client() as api:
+        _show_files(api.iter_search(query, _as_folder(path) if path else None), as_json)
+
+
+@app.command()
+def mkdir(
+    paths: Annotated[list[str], typer.Argument(help="Folder paths ('/' is added at the end).")],
+) -> None:
+    """Create folders, listed even while empty; a folder that exists already is left as it is."""
+    with _client() as api:
+        for path in paths:
+            folder, created = api.make_folder(path)
+            done = "created" if created else "exists:"
+            out.print(f"{done} {escape(folder.path)}", highlight=False)
+
+
+OverwriteOption = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace a file at TO (files only; folders never merge)."),
+]
+
+
+def _transfer(verb: str, source: str, target: str, overwrite: bool) -> None:
+    with _client() as api:
+        try:
+            result = (api.move if verb == "moved" else api.copy)(
+                source, target, overwrite=overwrite
+            )
+        except FilestoreError as error:
+            if error.code == "file_not_found" and _is_folder(api, source):
+                _fail(f"{source} is a folder: write it with a trailing '/' ({source}/).", 2)
+            raise
+    if isinstance(result, FolderTransfer):
+        line = f"{verb} {source} -> {result.path} ({result.files} file(s))"
+    else:
+        line = f"{verb} {source} -> {result.path}"
+    out.print(escape(line), highlight=False)
+
+
+@app.command()
+def mv(
+    source: Annotated[str, typer.Argument(metavar="FROM", help="File path or id, or a folder/.")],
+    target: Annotated[
+        str, typer.Argument(metavar="TO", help="New path, or a folder/ to keep the name.")
+    ],
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Move or rename a file or a folder (a path ending with '/'); nothing is copied."""
+    _transfer("moved", source, target, overwrite)
+
+
+@app.command()
+def cp(
+    source: Annotated[str, typer.Argument(metavar="FROM", help="File path or id, or a folder/.")],
+    target: Annotated[
+        str, typer.Argument(metavar="TO", help="New path, or a folder/ to keep the name.")
+    ],
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Copy a file or a folder (a path ending with '/'); copies count against the quota."""
+    _transfer("copied", source, target, overwrite)
 
 
 class _Bar:
@@ -411,11 +561,32 @@ def get(
 
 
 @app.command()
-def rm(paths: Annotated[list[str], typer.Argument(help="File paths or ids.")]) -> None:
-    """Delete files."""
+def rm(
+    paths: Annotated[list[str], typer.Argument(help="File paths or ids; folders end with '/'.")],
+    recursive: Annotated[
+        bool, typer.Option("-r", "--recursive", help="Delete folders and everything in them.")
+    ] = False,
+) -> None:
+    """Delete files, or folders (with -r) and everything below them."""
+    folders = [path for path in paths if path.endswith("/")]
+    if folders and not recursive:
+        _fail(f"{folders[0]} is a folder: use -r to delete it and everything in it.", 2)
     with _client() as api:
         for path in paths:
-            api.delete(path)
+            if path.endswith("/"):
+                count = api.delete_folder(path)
+                out.print(f"deleted {escape(path)} ({count} file(s))", highlight=False)
+                continue
+            try:
+                api.delete(path)
+            except FilestoreError as error:
+                if error.code != "file_not_found" or not _is_folder(api, path):
+                    raise
+                if not recursive:
+                    _fail(f"{path} is a folder: use -r to delete it and everything in it.", 2)
+                count = api.delete_folder(path)  # rm -r NAME: the folder of that name
+                out.print(f"deleted {escape(_as_folder(path))} ({count} file(s))", highlight=False)
+                continue
             out.print(f"deleted {escape(path)}", highlight=False)
 
 

@@ -38,6 +38,38 @@ class Page:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class Folder:
+    """A folder (``path`` ends with ``/``); ``modified_at`` as the API gives it."""
+
+    name: str
+    path: str
+    modified_at: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Folder":
+        return cls(name=body["name"], path=body["path"], modified_at=body["modified_at"])
+
+
+@dataclass(frozen=True)
+class FolderPage:
+    """One page of a folder's direct children: its folders (by name) come before its files."""
+
+    account: str
+    path: str
+    folders: list[Folder]
+    files: list[File]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class FolderTransfer:
+    """A folder moved or copied: how many files went, and the folder's new path."""
+
+    files: int
+    path: str
+
+
 UploadStatus = Literal["pending", "completed", "rejected", "expired", "failed", "aborted"]
 
 

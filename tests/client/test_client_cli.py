@@ -10,12 +10,13 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from client import Client, FilestoreError, StateFile
+from client import Client, File, FilestoreError, Folder, FolderTransfer, StateFile
 from tests.api.test_e2e import running_service
 
 __all__ = ["running_service"]  # the e2e fixture: make run's stack on free ports
@@ -25,6 +26,17 @@ pytestmark = pytest.mark.e2e
 MIB = 1024 * 1024
 FILESTORE = Path(sys.executable).with_name("filestore")
 Service = tuple[str, int, subprocess.Popen[bytes]]
+# This module's service gives each account this much, so that a few copies (which cost rows,
+# not bytes) reach 413; every test here has an account of its own and stores at most 48 MiB.
+QUOTA = 128 * MIB
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _small_quota() -> Iterator[None]:
+    # Autouse, so it runs before the module's ``running_service``, which passes the environment on.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FILESTORE_USER_QUOTA_BYTES", str(QUOTA))
+        yield
 
 
 def _write(path: Path, size: int) -> bytes:
@@ -220,7 +232,7 @@ def test_cli_login_ls_put_get_rm_status(cli_env: dict[str, str], tmp_path: Path)
     assert tree_put.returncode == 0, tree_put.stderr
     assert "3 file(s)" in tree_put.stdout
 
-    listed = _cli(cli_env, "ls", "--json")
+    listed = _cli(cli_env, "ls", "-r", "--json")  # -r: every file, as GET /files lists them
     assert listed.returncode == 0, listed.stderr
     files = {f["path"]: f for f in map(json.loads, listed.stdout.splitlines())}
     assert {path: f["size"] for path, f in files.items()} == {
@@ -228,12 +240,12 @@ def test_cli_login_ls_put_get_rm_status(cli_env: dict[str, str], tmp_path: Path)
         **{f"/pics/{name}": len(body) for name, body in tree.items()},
     }
     assert all(f["created_ad"] for f in files.values())  # the API's names
-    table = _cli(cli_env, "ls", "/pics/")
+    table = _cli(cli_env, "ls", "--recursive", "/pics/")
     assert "/pics/trip/deep/c.txt" in table.stdout
     assert "/docs/report.pdf" not in table.stdout
     long_path = "/long/" + "a-folder-name-that-goes-on/" * 6 + "file.txt"
     assert _cli(cli_env, "put", str(folder / "a.jpg"), long_path).returncode == 0
-    piped = _cli(cli_env, "ls", "/long/").stdout.splitlines()
+    piped = _cli(cli_env, "ls", "-r", "/long/").stdout.splitlines()
     assert [line.split("\t")[:2] for line in piped] == [[long_path, "1000"]]  # never cut with "…"
 
     got = _cli(cli_env, "get", "/pics/trip/b.jpg", str(tmp_path / "b-copy.jpg"))
@@ -327,3 +339,166 @@ def test_cli_put_interrupted_by_ctrl_c_resumes_from_the_stored_parts(
     assert got.returncode == 0, got.stderr
     assert time.monotonic() - started >= size / (64 * MIB)  # downloads are paced too
     assert _sha((tmp_path / "back.bin").read_bytes()) == _sha(data)
+
+
+def test_client_folders_pages_moves_copies_and_searches(
+    running_service: Service, tmp_path: Path
+) -> None:
+    url = running_service[0]
+    _write(tmp_path / "x.txt", 10)
+    with _account(url) as api:
+        for target in ("/p/y.txt", "/p/x.txt", "/p/deep/z.txt"):
+            api.upload(tmp_path / "x.txt", target)
+        folder, created = api.make_folder("/p/empty")  # the "/" is added
+        assert (folder.path, created) == ("/p/empty/", True)
+        assert api.make_folder("/p/empty/")[1] is False
+
+        # One child a page: the cursor carries on from the folders into the files.
+        children = list(api.iter_folder("/p/", page_size=1))
+        assert [(type(c), c.path) for c in children] == [
+            (Folder, "/p/deep/"),
+            (Folder, "/p/empty/"),
+            (File, "/p/x.txt"),
+            (File, "/p/y.txt"),
+        ]
+        moved = api.move("/p/deep/", "/q/")
+        assert moved == FolderTransfer(1, "/q/deep/")
+        copied = api.copy("/p/x.txt", "/q/deep/")
+        assert isinstance(copied, File) and copied.path == "/q/deep/x.txt"
+        assert [f.path for f in api.iter_search("X.T")] == ["/p/x.txt", "/q/deep/x.txt"]
+        assert [f.path for f in api.iter_search("x.", "/q/")] == ["/q/deep/x.txt"]
+        assert api.delete_folder("/q") == 2
+        with pytest.raises(FilestoreError) as gone:
+            api.list_folder("/q/")
+        assert (gone.value.status, gone.value.code) == (404, "folder_not_found")
+
+
+def _lines(result: subprocess.CompletedProcess[str]) -> list[list[str]]:
+    assert result.returncode == 0, result.stderr
+    return [line.split("\t") for line in result.stdout.splitlines()]
+
+
+def _refused(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    """One clear line on stderr, the exit code, and no traceback."""
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert text in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_cli_mkdir_ls_mv_cp_rm_folders(cli_env: dict[str, str], tmp_path: Path) -> None:
+    tree = tmp_path / "docs"
+    a = _write(tree / "a.txt", 100)
+    _write(tree / "sub" / "b.txt", 200)
+    _write(tree / "sub" / "deep" / "c.txt", 300)
+    assert _cli(cli_env, "put", "-r", str(tree), "/docs/").returncode == 0
+
+    made = _cli(cli_env, "mkdir", "/empty", "/docs/new/")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.split() == ["created", "/empty/", "created", "/docs/new/"]
+    assert "exists" in _cli(cli_env, "mkdir", "/empty/").stdout  # mkdir -p: no error
+    _refused(_cli(cli_env, "mkdir", "/docs/a.txt"), 1, "[path_taken]")
+
+    # Direct children, folders first (though "a.txt" sorts before "new"), whole paths on a pipe.
+    assert [line[0] for line in _lines(_cli(cli_env, "ls"))] == ["/docs/", "/empty/"]
+    docs = _lines(_cli(cli_env, "ls", "/docs"))
+    assert [line[:3] for line in docs] == [
+        ["/docs/new/", "-", "-"],
+        ["/docs/sub/", "-", "-"],
+        ["/docs/a.txt", "100", "text/plain"],
+    ]
+    listed = _cli(cli_env, "ls", "/docs/", "--json")
+    shapes = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert set(shapes[0]) == {"name", "path", "modified_at"}  # a folder, as GET /folders has it
+    assert (shapes[1]["name"], shapes[1]["path"]) == ("sub", "/docs/sub/")
+    assert shapes[2]["path"] == "/docs/a.txt" and shapes[2]["created_ad"]
+    assert [line[0] for line in _lines(_cli(cli_env, "ls", "-r", "/docs/"))] == [
+        "/docs/a.txt",
+        "/docs/sub/b.txt",
+        "/docs/sub/deep/c.txt",
+    ]
+    table = _cli({**cli_env, "TTY_COMPATIBLE": "1", "NO_COLOR": "1"}, "ls", "/docs/")  # a table
+    assert table.returncode == 0, table.stderr
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", table.stdout)  # NO_COLOR keeps bold
+    names = [line.split()[0] for line in shown.splitlines()[1:4]]
+    assert names == ["new/", "sub/", "a.txt"]
+    assert "/docs/: 2 folder(s), 1 file(s), 100 B" in shown
+    assert _lines(_cli(cli_env, "ls", "/empty/")) == []
+    _refused(_cli(cli_env, "ls", "/nope/"), 1, "No such folder. [folder_not_found]")
+
+    # Moves: a file into a folder (the name kept), onto a file (--overwrite), a folder.
+    moved = _cli(cli_env, "mv", "/docs/a.txt", "/docs/sub/")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.strip() == "moved /docs/a.txt -> /docs/sub/a.txt"
+    _refused(_cli(cli_env, "mv", "/docs/sub/a.txt", "/docs/sub/b.txt"), 1, "[path_taken]")
+    replaced = _cli(cli_env, "mv", "/docs/sub/a.txt", "/docs/sub/b.txt", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    _refused(_cli(cli_env, "mv", "/docs/sub/", "/docs/sub/deep/"), 1, "[invalid_move]")
+    _refused(_cli(cli_env, "mv", "/docs/sub", "/archive/"), 2, "/docs/sub is a folder")
+    _refused(_cli(cli_env, "mv", "/nope.txt", "/x.txt"), 1, "No such file. [file_not_found]")
+    folder = _cli(cli_env, "mv", "/docs/sub/", "/archive/")
+    assert folder.returncode == 0, folder.stderr
+    assert folder.stdout.strip() == "moved /docs/sub/ -> /archive/sub/ (2 file(s))"
+    assert [line[0] for line in _lines(_cli(cli_env, "ls", "-r", "/archive/"))] == [
+        "/archive/sub/b.txt",
+        "/archive/sub/deep/c.txt",
+    ]
+
+    # Copies: the same bytes under new paths.
+    copied = _cli(cli_env, "cp", "/archive/sub/", "/copy/")
+    assert copied.returncode == 0, copied.stderr
+    assert copied.stdout.strip() == "copied /archive/sub/ -> /copy/sub/ (2 file(s))"
+    _refused(_cli(cli_env, "cp", "/archive/sub/b.txt", "/copy/sub/b.txt"), 1, "[path_taken]")
+    one = _cli(cli_env, "cp", "/archive/sub/b.txt", "/copy/b2.txt")
+    assert one.stdout.strip() == "copied /archive/sub/b.txt -> /copy/b2.txt", one.stderr
+    assert _cli(cli_env, "get", "/copy/b2.txt", str(tmp_path / "b2.txt")).returncode == 0
+    assert (tmp_path / "b2.txt").read_bytes() == a  # b.txt was overwritten by a.txt's move
+    _refused(_cli(cli_env, "cp", "/nope/", "/x/"), 1, "No such folder. [folder_not_found]")
+
+    # Deleting a folder takes -r; a file is deleted as before.
+    _refused(_cli(cli_env, "rm", "/copy/"), 2, "/copy/ is a folder: use -r")
+    _refused(_cli(cli_env, "rm", "/copy"), 2, "/copy is a folder: use -r")
+    assert _lines(_cli(cli_env, "ls", "/copy/"))  # nothing deleted
+    assert _cli(cli_env, "rm", "/copy/b2.txt").stdout.strip() == "deleted /copy/b2.txt"
+    gone = _cli(cli_env, "rm", "-r", "/copy/", "/archive")
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout.splitlines() == [
+        "deleted /copy/ (2 file(s))",
+        "deleted /archive/ (2 file(s))",
+    ]
+    _refused(_cli(cli_env, "ls", "/copy/"), 1, "[folder_not_found]")
+    _refused(_cli(cli_env, "rm", "--recursive", "/copy/"), 1, "[folder_not_found]")
+    _refused(_cli(cli_env, "rm", "-r", "/nothing"), 1, "No such file. [file_not_found]")
+
+
+def test_cli_find(cli_env: dict[str, str], tmp_path: Path) -> None:
+    _write(tmp_path / "Report-2026.PDF", 10)
+    for target in ("/a/", "/b/deep/", "/c/notes-report.txt"):
+        assert _cli(cli_env, "put", str(tmp_path / "Report-2026.PDF"), target).returncode == 0
+    found = _lines(_cli(cli_env, "find", "report"))
+    assert [line[0] for line in found] == [
+        "/a/Report-2026.PDF",
+        "/b/deep/Report-2026.PDF",
+        "/c/notes-report.txt",
+    ]
+    below = _cli(cli_env, "find", "REPORT", "--path", "/b", "--json")
+    assert [json.loads(line)["path"] for line in below.stdout.splitlines()] == [
+        "/b/deep/Report-2026.PDF"
+    ]
+    assert _lines(_cli(cli_env, "find", "nothing-like-it")) == []
+    _refused(_cli(cli_env, "find", " "), 1, "give some text to search for")
+
+
+def test_cli_cp_past_the_quota_is_refused(cli_env: dict[str, str], tmp_path: Path) -> None:
+    token = json.loads((Path(cli_env["FILESTORE_CONFIG_DIR"]) / "config.json").read_text())["token"]
+    _write(tmp_path / "big.bin", 40 * MIB)
+    with Client(cli_env["FILESTORE_URL"], token) as api:
+        api.upload(tmp_path / "big.bin", "/big.bin")
+        api.copy("/big.bin", "/copy1.bin")
+        api.copy("/big.bin", "/copy2.bin")  # 120 MiB of 128
+    _refused(_cli(cli_env, "cp", "/big.bin", "/copy3.bin"), 1, "[quota_exceeded]")
+    assert [line[0] for line in _lines(_cli(cli_env, "ls"))] == [
+        "/big.bin",
+        "/copy1.bin",
+        "/copy2.bin",
+    ]
