@@ -28,15 +28,20 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
+from sqlalchemy import ClauseElement
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.stack import ROOT
+from domain.files.repository import FileRepository
+from domain.folders.repository import FolderRepository
 from scripts.run import migrate
 
 ADMIN_DSN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -51,7 +56,7 @@ SEED_FILES = """
 INSERT INTO files (id, owner_id, path, name, object_key, size, etag, content_type,
                    created_at, modified_at)
 SELECT gen_random_uuid(), $1::uuid, place.folder || named.name, named.name,
-       'bench-metadata/' || $1::text || '/' || i, 1024 + (i * 7919) % 65536, md5(i::text),
+       'bench-metadata/' || $1::text || '/' || i, 1024 + (i::bigint * 7919) % 65536, md5(i::text),
        'application/pdf', now() - make_interval(secs => i), now() - make_interval(secs => i)
 FROM generate_series(1, $2::int) AS i,
 LATERAL (SELECT CASE
@@ -261,6 +266,81 @@ async def _check(owner: Account, tree: Tree) -> None:
         raise SystemExit(f"unexpected pages (folders, files, more): {got}, wanted {wanted}")
 
 
+class _Recorder:
+    """Stands in for a session: keeps the statements a repository method would execute."""
+
+    def __init__(self) -> None:
+        self.statements: list[ClauseElement] = []
+
+    async def execute(self, statement: ClauseElement, params: object = None) -> "_Recorder":
+        self.statements.append(statement)
+        return self
+
+    def scalars(self) -> "_Recorder":
+        return self
+
+    def all(self) -> list[object]:
+        return []
+
+    def scalar_one(self) -> int:
+        return 0
+
+    def scalar_one_or_none(self) -> None:
+        return None
+
+    def one(self) -> tuple[int, int]:
+        return 0, 0
+
+
+async def _statements(owner: uuid.UUID, call: Callable[[Any], Awaitable[object]]) -> list[str]:
+    """The SQL (binds inlined) of what ``call`` runs on a repository, exactly as the API does."""
+    recorder = _Recorder()
+    await call(recorder)
+    dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]
+    return [
+        str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        for statement in recorder.statements
+    ]
+
+
+async def explain(db: asyncpg.Connection, owner: uuid.UUID, after: str) -> dict[str, list[str]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of every statement behind the figures; writes rolled back."""
+
+    def folders(session: Any) -> FolderRepository:
+        return FolderRepository(cast(AsyncSession, session), owner)
+
+    def files(session: Any) -> FileRepository:
+        return FileRepository(cast(AsyncSession, session), owner)
+
+    async def view(session: Any, path: str) -> None:
+        if path != "/":
+            await folders(session).find_listed(path)
+        await folders(session).child_folders(path, None, 101)
+        await folders(session).child_files(path, None, 101)
+
+    calls: dict[str, Callable[[Any], Awaitable[object]]] = {
+        "folder_root": lambda s: view(s, "/"),
+        "folder_big": lambda s: view(s, "/big/"),
+        "list_page": lambda s: files(s).page(None, after, 101),
+        "search_rare": lambda s: files(s).search(RARE, None, None, 101),
+        "search_common": lambda s: files(s).search(COMMON, None, None, 101),
+        "move": lambda s: folders(s).move("/big/", "/archive/big/"),
+        "delete": lambda s: folders(s).delete("/big/", "folder deleted"),
+    }
+    plans: dict[str, list[str]] = {}
+    for name, call in calls.items():
+        plans[name] = []
+        for sql in await _statements(owner, call):
+            transaction = db.transaction()
+            await transaction.start()
+            try:
+                rows = await db.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+            finally:
+                await transaction.rollback()
+            plans[name].append("\n".join(row[0] for row in rows))
+    return plans
+
+
 async def _watch(other: Account, stop: asyncio.Event, times: list[float]) -> None:
     """The second user's cold folder views, back to back, until told to stop."""
     while not stop.is_set():
@@ -300,7 +380,8 @@ async def measure_size(
                 "SELECT path FROM files WHERE owner_id = $1 ORDER BY path", owner.id
             )
         ]
-        cursors = [{"limit": "100", "cursor": _cursor(p)} for p in rng.sample(paths, requests)]
+        sample = rng.sample(paths, requests + 1)
+        cursors = [{"limit": "100", "cursor": _cursor(path)} for path in sample[1:]]
         del paths
         results: dict[str, Any] = {"seed": seeded}
         await _check(owner, tree)
@@ -319,6 +400,7 @@ async def measure_size(
             await other.cold()
             idle.append((await other.timed("GET", "/folders", params={"path": "/docs/"}))[0])
         results["other_user_idle"] = _summary(idle)
+        results["explain"] = await explain(db, owner.id, sample[0])
         for name, method, url, kwargs in [
             ("move", "POST", "/files/move", {"json": {"from": "/big/", "to": "/archive/"}}),
             ("move_back", "POST", "/files/move", {"json": {"from": "/archive/big/", "to": "/"}}),
