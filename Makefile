@@ -2,7 +2,7 @@
 UV := $(shell ./scripts/ensure-uv.sh)
 RUN := $(UV) run --frozen
 
-.PHONY: run test lint sync bench bench-smoke soak browser quota-repro
+.PHONY: run test lint sync bench bench-smoke bench-metadata soak browser quota-repro
 
 sync:
 	$(UV) sync --frozen
@@ -40,3 +40,8 @@ soak: sync
 # The audit's quota repros (issue 17) against a stack of their own with a 1 MiB quota.
 quota-repro: sync
 	$(RUN) python -m bench.quota_repro
+
+# Metadata at scale (issue 19): folder views, listing, search, moves and deletes at 10^4-10^6
+# files, on a database and an API of its own (no storage needed); QUICK=1: 10^3 and 10^4 files.
+bench-metadata: sync
+	QUICK=$(QUICK) $(RUN) python -m bench.metadata
