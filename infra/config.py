@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     download_url_ttl_seconds: int = 300
     download_proxy_default: bool = False
     stream_chunk_bytes: int = 1024 * 1024
+    # Search reads at most this many of a user's files in path order looking for a page of
+    # matches (cheap when matches are common) before it asks the trigram index for every match.
+    search_scan_rows: int = Field(default=20_000, ge=100)
 
     auth_max_failures_per_login: int = 10
     auth_max_failures_per_address: int = 100

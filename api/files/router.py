@@ -132,6 +132,7 @@ async def search(
     user: CurrentUser,
     database: DatabaseDep,
     cache: CacheDep,
+    settings: SettingsDep,
     q: Annotated[str, Query(min_length=1, max_length=200, description="Part of a name.")],
     path: Annotated[str | None, Query(description="Search below this folder.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -139,7 +140,9 @@ async def search(
 ) -> Response:
     """Files whose name contains ``q``, case-insensitive, by path (a trigram index)."""
     prefix = folder_prefix(path) if path else None
-    page = await folders.search(database, cache, user, q, prefix, cursor, limit)
+    page = await folders.search(
+        database, cache, user, q, prefix, cursor, limit, settings.search_scan_rows
+    )
     return Response(page, media_type="application/json")
 
 

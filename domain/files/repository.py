@@ -307,22 +307,43 @@ class FileRepository:
         return copy
 
     async def search(
-        self, text: str, prefix: str | None, after: str | None, limit: int
+        self, text: str, prefix: str | None, after: str | None, limit: int, scan_rows: int
     ) -> Sequence[File]:
-        """Files with content whose name contains ``text``, case-insensitive (the trigram
-        index), by path."""
-        query = select(File).where(
-            File.owner_id == self.owner_id,
-            File.object_key.is_not(None),
-            File.name.ilike("%" + _like_prefix(text)[:-1] + "%", escape="\\"),
-        )
+        """Files with content whose name contains ``text``, case-insensitive, by path.
+
+        Two plans, because neither suits every word: a common word fills a page within the
+        first few of the owner's files in path order, a rare one (or one whose matches all sort
+        late) makes that walk read every file. So the walk reads at most ``scan_rows`` files;
+        when that does not fill the page, every match comes from the trigram index and is
+        sorted (few, or the walk would have found them).
+        """
+        conditions = [File.owner_id == self.owner_id, File.object_key.is_not(None)]
         if prefix and prefix != "/":
             low, high = subtree(prefix)
-            query = query.where(File.path >= low, File.path < high)
+            conditions += [File.path >= low, File.path < high]
         if after is not None:
-            query = query.where(File.path > after)
-        query = query.order_by(File.path).limit(limit)
-        return (await self.session.execute(query)).scalars().all()
+            conditions.append(File.path > after)
+        pattern = "%" + _like_prefix(text)[:-1] + "%"
+        window = select(File).where(*conditions).order_by(File.path).limit(scan_rows).subquery()
+        in_window = aliased(File, window)
+        walk = (
+            select(in_window)
+            .where(in_window.name.ilike(pattern, escape="\\"))
+            .order_by(in_window.path)
+            .limit(limit)
+        )
+        found = (await self.session.execute(walk)).scalars().all()
+        if len(found) == limit:
+            return found
+        matches = (
+            select(File)
+            .where(*conditions, File.name.ilike(pattern, escape="\\"))
+            .cte("matches")
+            .prefix_with("MATERIALIZED")
+        )
+        matched = aliased(File, matches)
+        every = select(matched).order_by(matched.path).limit(limit)
+        return (await self.session.execute(every)).scalars().all()
 
     async def holds(self, file_id: uuid.UUID, object_key: str, etag: str) -> bool:
         """Whether the file's content is already this object version (no lock taken)."""

@@ -324,6 +324,7 @@ async def search(
     prefix: str | None,
     cursor: str | None,
     limit: int,
+    scan_rows: int,
 ) -> bytes:
     """Files whose name contains ``text`` (case-insensitive), by path, as JSON bytes."""
     if not text.strip() or not is_clean_text(text):
@@ -334,7 +335,9 @@ async def search(
         return cached
     after = decode_cursor(cursor) if cursor else None
     async with database.reading() as session:
-        rows = await FileRepository(session, user.id).search(text, prefix, after, limit + 1)
+        rows = await FileRepository(session, user.id).search(
+            text, prefix, after, limit + 1, scan_rows
+        )
         found = FileList(
             account=user.login,
             files=[FileOut.of(row) for row in rows[:limit]],

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from domain.files.repository import FileRepository
 from domain.models import File, User
 from infra.config import Settings
 from tests.domain.uploads.test_integrity import assert_consistent
@@ -445,3 +446,20 @@ async def test_moving_a_file_to_a_folder_path_keeps_its_name(
     await stored(client, alice, "/src/name.txt")
     moved = await move(client, alice, "/src/name.txt", target)
     assert moved.json()["path"] == f"{target}name.txt"
+
+
+@pytest.mark.parametrize("scan_rows", [1, 3, 1000])
+async def test_search_answers_the_same_from_either_plan(
+    client: httpx.AsyncClient, alice: Account, app: FastAPI, scan_rows: int
+) -> None:
+    """The walk in path order (when it fills the page within ``scan_rows`` files) and the
+    trigram index (when it does not) give the same page."""
+    await stored(client, alice, "/a/hit-1", "/a/miss", "/b/miss", "/c/HIT-2", "/d/hit-3")
+    async with app.state.sessionmaker() as session:
+        files = FileRepository(session, alice.id)
+        first = await files.search("hit", None, None, 2, scan_rows)
+        rest = await files.search("hit", None, first[-1].path, 2, scan_rows)
+        below = await files.search("hit", "/c/", None, 2, scan_rows)
+    assert [f.path for f in first] == ["/a/hit-1", "/c/HIT-2"]
+    assert [f.path for f in rest] == ["/d/hit-3"]
+    assert [f.path for f in below] == ["/c/HIT-2"]
