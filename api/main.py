@@ -22,6 +22,7 @@ from api.openapi import document_error_bodies
 from api.pages import install_pages
 from api.request_context import RequestContextMiddleware
 from api.storage_events.router import router as storage_events_router
+from api.trash.router import router as trash_router
 from api.uploads.router import router as uploads_router
 from api.users.router import router as users_router
 from domain.uploads.slots import UploadSlots
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(health_router)
     v1.include_router(files_router)
     v1.include_router(folders_router)
+    v1.include_router(trash_router)
     v1.include_router(uploads_router)
     v1.include_router(storage_events_router)
     app.include_router(v1)

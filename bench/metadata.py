@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bench.stack import ROOT
 from domain.files.repository import FileRepository
 from domain.folders.repository import FolderRepository
+from domain.trash.service import Retention, remove_folder
 from infra.config import Settings
 from scripts.run import migrate
 
@@ -213,6 +214,10 @@ class Account:
         return _summary(times)
 
 
+# A delete moves the folder to the trash (the default retention), as the API's does.
+TRASH = Retention(trash_seconds=30 * 24 * 3600, versions_kept=10)
+
+
 async def seed(db: asyncpg.Connection, owner: uuid.UUID, tree: Tree) -> dict[str, Any]:
     started = time.monotonic()
     async with db.transaction():
@@ -337,19 +342,21 @@ async def explain(
         "search_common": lambda s: files(s).search(COMMON, None, None, 101, SCAN_ROWS),
         "search_late": lambda s: files(s).search(late_word, None, None, 101, SCAN_ROWS),
         "move": lambda s: folders(s).move("/big/", "/archive/big/"),
-        "delete": lambda s: folders(s).delete("/big/", "folder deleted"),
+        "delete": lambda s: remove_folder(s, owner, "/big/", TRASH, "folder deleted"),
     }
     plans: dict[str, list[str]] = {}
     for name, call in calls.items():
         plans[name] = []
-        for sql in await _statements(owner, call):
-            transaction = db.transaction()
-            await transaction.start()
-            try:
+        # One transaction per call, rolled back: a later statement sees what an earlier wrote
+        # (a trash entry before its files), as in the repository's own transaction.
+        transaction = db.transaction()
+        await transaction.start()
+        try:
+            for sql in await _statements(owner, call):
                 rows = await db.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql)
-            finally:
-                await transaction.rollback()
-            plans[name].append("\n".join(row[0] for row in rows))
+                plans[name].append("\n".join(row[0] for row in rows))
+        finally:
+            await transaction.rollback()
     return plans
 
 

@@ -102,6 +102,16 @@ class FolderNotFound(NotFound):
     default_detail = "No such folder."
 
 
+class TrashNotFound(NotFound):
+    code = "trash_not_found"
+    default_detail = "No such trash entry (restored or purged already?)."
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+    default_detail = "No such version of this file."
+
+
 class UploadNotFound(NotFound):
     code = "upload_not_found"
     default_detail = "No such upload."
@@ -168,12 +178,13 @@ class QuotaExceeded(PayloadTooLarge):
     default_detail = "The file does not fit in the remaining quota."
 
     @classmethod
-    def over(cls, limit: int, reserved: int = 0) -> "PayloadTooLarge":
+    def over(cls, limit: int, reserved: int = 0, freeable: str = "") -> "PayloadTooLarge":
         pending = (
             f" ({reserved} bytes more are reserved by uploads in progress)" if reserved else ""
         )
         return cls(
             f"The file does not fit in the remaining quota of {max(limit, 0)} bytes{pending}."
+            + freeable
         )
 
 

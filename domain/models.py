@@ -1,15 +1,17 @@
 """Tables: users, files (one row per user path, stable id), folders, uploads (one per content
-version), and the outbox of object deletions.
+version), file versions and the trash (§14), and the outbox of object deletions.
 
 Lock order, for every transaction that takes several locks:
-**path lock → files → uploads → users**. A transaction that creates, moves, copies or removes
-paths takes its owner's path lock (a transaction-level advisory lock,
+**path lock → files → trash entries → uploads → users**. A transaction that creates, moves,
+copies or removes paths takes its owner's path lock (a transaction-level advisory lock,
 ``FileRepository.lock_paths``) before any row lock; ``folders`` rows are only written under
 that lock, so they need no place of their own in the order.
 Deleting a file cascades (``SET NULL``) into its uploads, so a delete follows the same order;
 ``users`` is always locked last (quota, reservations and cache generation); the trigger that
 keeps a user's reservations updates the user after the upload row, in that order too.
-``object_deletions`` rows are only inserted by those transactions and locked by the drain
+``file_versions`` rows are written only under their file's lock (or, for a trashed file, its
+trash entry's), and ``trashed_files`` rows only under their entry's, so neither needs a place of
+its own. ``object_deletions`` rows are only inserted by those transactions and locked by the drain
 alone (``SKIP LOCKED``).
 """
 
@@ -29,6 +31,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -63,8 +66,12 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     # Bumped by every write to the user's files, in the same transaction; keys the cache.
     generation: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    # Sum of the sizes of the user's confirmed files, kept in the confirming transaction (quota).
+    # Every byte the user keeps: current files, their versions and the trash (the quota holds
+    # it), kept in the transaction that changes any of them. Of it, what versions and the trash
+    # hold (``GET /user/me``'s usage).
     used_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    version_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    trash_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # What the user's pending uploads may still write, and how many are pending: sums over
     # their uploads, kept by the ``uploads_reservation`` trigger (migration 0005), never by
     # hand. The quota holds ``used_bytes + reserved_bytes``.
@@ -179,6 +186,77 @@ class Upload(Base):
             postgresql_where=text("status = 'completed' AND kind = 'direct'"),
         ),
     )
+
+
+class FileVersion(Base):
+    """Content a file held before an overwrite: the same immutable object, kept (up to
+    ``FILESTORE_VERSIONS_KEPT`` a file) until trimmed, deleted or purged with its file.
+
+    ``file_id`` is no foreign key: a trashed file's versions stay, keyed by its id, and come
+    back with it on restore.
+    """
+
+    __tablename__ = "file_versions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    file_id: Mapped[uuid.UUID] = mapped_column()
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    object_key: Mapped[str] = mapped_column(Text, index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    etag: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(Text)
+    # When this content became current, and when it stopped being.
+    modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replaced_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (Index("file_versions_file_replaced", "file_id", "replaced_at"),)
+
+
+class TrashEntry(Base):
+    """A deleted file, or a deleted folder as one entry, kept until ``purge_at``."""
+
+    __tablename__ = "trash_entries"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # Where it was: a folder's path ends with "/".
+    path: Mapped[str] = mapped_column(String(collation="C"))
+    files: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    # A folder's own folders (full paths as they were), and which of them were explicit.
+    folders: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    explicit_folders: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    purge_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("trash_entries_owner_deleted", "owner_id", "deleted_at", "id"),
+        Index("trash_entries_purge_at", "purge_at"),
+    )
+
+
+class TrashedFile(Base):
+    """A file in the trash: its row as it was (same id), under its entry."""
+
+    __tablename__ = "trashed_files"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    entry_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("trash_entries.id", ondelete="CASCADE"), index=True
+    )
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(collation="C"))
+    name: Mapped[str] = mapped_column(Text)
+    object_key: Mapped[str] = mapped_column(Text, index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    etag: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ObjectDeletion(Base):

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # matches (cheap when matches are common) before it asks the trigram index for every match.
     search_scan_rows: int = Field(default=20_000, ge=100)
 
+    # How long a deleted file or folder stays in the trash (0: deleted at once), and how many
+    # earlier contents an overwrite keeps per file (0: none). Both count against the quota.
+    trash_retention_seconds: int = Field(default=30 * 24 * 3600, ge=0)
+    versions_kept: int = Field(default=10, ge=0, le=1000)
+
     auth_max_failures_per_login: int = 10
     auth_max_failures_per_address: int = 100
     auth_failure_window_seconds: int = 300
@@ -85,6 +90,10 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: int = Field(default=60, ge=1, le=3600)
     outbox_drain_interval_seconds: int = Field(default=5, ge=1, le=3600)
     sweep_interval_seconds: int = Field(default=600, ge=1, le=3600)
+    # The purge: trash entries past retention and versions beyond the limit, at most
+    # purge_batch_size of each per run.
+    purge_interval_seconds: int = Field(default=60, ge=1, le=3600)
+    purge_batch_size: int = Field(default=100, ge=1, le=10_000)
     outbox_batch_size: int = Field(default=100, ge=1, le=1000)
     reconcile_batch_size: int = 500
     # How long a pending upload may stay unconfirmed after its URL expired (a slow PUT in flight).
@@ -164,7 +173,10 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "reconcile_interval_seconds", "outbox_drain_interval_seconds", "sweep_interval_seconds"
+        "reconcile_interval_seconds",
+        "outbox_drain_interval_seconds",
+        "sweep_interval_seconds",
+        "purge_interval_seconds",
     )
     @classmethod
     def cron_interval(cls, seconds: int) -> int:

@@ -12,6 +12,7 @@ CONFIRM_UPLOAD = "confirm_upload"
 RECONCILE_UPLOADS = "reconcile_uploads"
 DRAIN_OUTBOX = "drain_outbox"
 SWEEP_BUCKET = "sweep_bucket"
+PURGE = "purge"
 
 
 async def enqueue_confirm(

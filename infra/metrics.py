@@ -126,6 +126,11 @@ class _Metrics:
         self.outbox_deleted = Counter(
             "filestore_outbox_objects_deleted", "Objects the outbox drain deleted from storage."
         )
+        self.purged = Counter(
+            "filestore_purged",
+            "The purge: trash entries deleted for good, versions beyond the limit dropped.",
+            ["what"],
+        )
         self.swept = Counter(
             "filestore_sweep_objects",
             "Bucket sweep: objects listed and deleted, multipart uploads aborted.",
@@ -260,6 +265,13 @@ def _fail_reason(error: BaseException) -> FailReason:
 def outbox_drained(deleted: int) -> None:
     if _metrics is not None and deleted:
         _metrics.outbox_deleted.inc(deleted)
+
+
+def purged(counts: dict[str, int]) -> None:
+    """The purge's counts: ``trash_entries`` and ``versions``."""
+    if _metrics is not None:
+        for what in ("trash_entries", "versions"):
+            _metrics.purged.labels(what).inc(counts.get(what, 0))
 
 
 def bucket_swept(counts: dict[str, int]) -> None:

@@ -131,6 +131,15 @@ def settings(database_url: str, redis_url: str, seaweed: SeaweedServer) -> Setti
     )
 
 
+@pytest.fixture
+def final_deletes(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deletes and overwrites final (``FILESTORE_TRASH_RETENTION_SECONDS=0``,
+    ``FILESTORE_VERSIONS_KEPT=0``), for the API and the worker alike: for tests of what becomes
+    of an object once nothing keeps it."""
+    monkeypatch.setattr(settings, "trash_retention_seconds", 0)
+    monkeypatch.setattr(settings, "versions_kept", 0)
+
+
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)

@@ -13,11 +13,11 @@ from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 
 from infra.config import Settings, get_settings
-from infra.jobs import CONFIRM_UPLOAD, DRAIN_OUTBOX, RECONCILE_UPLOADS, SWEEP_BUCKET
+from infra.jobs import CONFIRM_UPLOAD, DRAIN_OUTBOX, PURGE, RECONCILE_UPLOADS, SWEEP_BUCKET
 from infra.logging import configure_logging
 from worker import metrics as worker_metrics
 from worker.context import open_context
-from worker.tasks import confirm_upload, drain_outbox, reconcile_uploads, sweep_bucket
+from worker.tasks import confirm_upload, drain_outbox, purge, reconcile_uploads, sweep_bucket
 
 
 def every(seconds: int) -> dict[str, Any]:
@@ -50,6 +50,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             periodic(reconcile_uploads, RECONCILE_UPLOADS, settings.reconcile_interval_seconds),
             periodic(drain_outbox, DRAIN_OUTBOX, settings.outbox_drain_interval_seconds),
             periodic(sweep_bucket, SWEEP_BUCKET, settings.sweep_interval_seconds),
+            periodic(purge, PURGE, settings.purge_interval_seconds),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

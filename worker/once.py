@@ -14,12 +14,13 @@ from typing import Any
 from infra.config import get_settings
 from infra.logging import configure_logging
 from worker.context import open_context
-from worker.tasks import drain_outbox, reconcile_uploads, sweep_bucket
+from worker.tasks import drain_outbox, purge, reconcile_uploads, sweep_bucket
 
 JOBS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, int]]]] = {
     "reconcile": reconcile_uploads,
     "drain": drain_outbox,
     "sweep": sweep_bucket,
+    "purge": purge,
 }
 
 

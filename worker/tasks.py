@@ -9,6 +9,7 @@ from typing import Any
 from arq import Retry
 
 from domain.objects.tasks import drain, sweep
+from domain.trash.tasks import purge as purging
 from domain.uploads import confirmation
 from domain.uploads.tasks import reconcile
 from infra import metrics
@@ -96,6 +97,14 @@ async def sweep_bucket(ctx: Context) -> dict[str, int]:
     """Delete what no row references (``files.sweep``): the safety net under every route."""
     deps = deps_of(ctx)
     return await sweep.sweep_bucket(deps.database, deps.storage, deps.redis, deps.settings)
+
+
+@skips_outages
+@instrumented
+async def purge(ctx: Context) -> dict[str, int]:
+    """Trash past its retention and versions beyond the limit (``domain.trash.tasks.purge``)."""
+    deps = deps_of(ctx)
+    return await purging.purge(deps.database, deps.settings)
 
 
 @skips_outages

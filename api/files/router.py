@@ -1,3 +1,4 @@
+import uuid
 from email.utils import format_datetime
 from typing import Annotated
 
@@ -25,6 +26,7 @@ from domain.errors import (
     RangeNotSatisfiable,
     Unauthorized,
     ValidationFailed,
+    VersionNotFound,
     responses,
 )
 from domain.files import content, service
@@ -32,6 +34,9 @@ from domain.files.paths import folder_prefix, is_folder, parse_reference
 from domain.files.schemas import FileList, FileOut
 from domain.folders import service as folders
 from domain.folders.schemas import FolderCopied, FolderDeleted, FolderMoved, TransferIn
+from domain.trash.service import Retention
+from domain.versions import service as versions
+from domain.versions.schemas import VersionList
 from infra import metrics
 from infra.storage.adapter import RangeRefused
 
@@ -67,7 +72,7 @@ async def list_files(
         200: {"description": "The file (proxy mode)", "content": {"application/octet-stream": {}}},
         206: {"description": "Part of the file (proxy mode with Range)"},
         304: {"description": "Not modified (proxy mode)"},
-        **responses(Unauthorized, InvalidPath, FileNotFound, RangeNotSatisfiable),
+        **responses(Unauthorized, InvalidPath, FileNotFound, VersionNotFound, RangeNotSatisfiable),
     },
     response_class=Response,
 )
@@ -80,9 +85,14 @@ async def download(
     settings: SettingsDep,
     path: PathRef,
     proxy: Annotated[bool | None, Query(description="Stream through the API.")] = None,
+    version: Annotated[
+        uuid.UUID | None, Query(description="An earlier content (GET /files/versions).")
+    ] = None,
 ) -> Response:
     """Redirect to a short-lived presigned URL, or stream the bytes (``proxy=true``, Range)."""
     record = await service.find_file(database, cache, user, parse_reference(path))
+    if version is not None:
+        record = await versions.version_record(database, user, record, version)
     disposition = content.content_disposition(record.name)
     use_proxy = settings.download_proxy_default if proxy is None else proxy
     if not use_proxy:
@@ -159,10 +169,14 @@ async def search(
         ValidationFailed,
     ),
 )
-async def move(user: CurrentUser, database: DatabaseDep, body: TransferBody) -> Response:
+async def move(
+    user: CurrentUser, database: DatabaseDep, settings: SettingsDep, body: TransferBody
+) -> Response:
     """Move or rename a file or a folder (``from`` ending with ``/``): paths change; ids,
-    ``created_ad`` and content stay, and nothing is copied in storage. All or nothing."""
-    moved = await database.transaction(lambda session: folders.move(session, user, body))
+    ``created_ad`` and content stay, and nothing is copied in storage. All or nothing. A file
+    an ``overwrite`` replaces goes to the trash."""
+    retention = Retention.of(settings)
+    moved = await database.transaction(lambda session: folders.move(session, user, body, retention))
     return JSONResponse(moved.model_dump(mode="json"))
 
 
@@ -198,14 +212,58 @@ async def copy(
         **responses(Unauthorized, InvalidPath, FileNotFound, FolderNotFound),
     },
 )
-async def delete(user: CurrentUser, database: DatabaseDep, path: PathRef) -> Response:
+async def delete(
+    user: CurrentUser, database: DatabaseDep, settings: SettingsDep, path: PathRef
+) -> Response:
     """Delete a file by path or id, or a folder (a path ending with ``/``) and everything below
-    it in one transaction; objects are removed from storage by the worker."""
+    it in one transaction: to the trash (``GET /trash``) for ``FILESTORE_TRASH_RETENTION_SECONDS``,
+    then for good (the worker removes the objects)."""
     reference = parse_reference(path)
+    retention = Retention.of(settings)
     if isinstance(reference, str) and is_folder(reference):
         deleted = await database.transaction(
-            lambda session: folders.delete_folder(session, user, reference)
+            lambda session: folders.delete_folder(session, user, reference, retention)
         )
         return JSONResponse(deleted.model_dump(mode="json"))
-    await database.transaction(lambda session: service.delete_file(session, user, reference))
+    await database.transaction(
+        lambda session: service.delete_file(session, user, reference, retention)
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/versions",
+    response_model=VersionList,
+    responses=responses(Unauthorized, InvalidPath, FileNotFound),
+)
+async def list_versions(user: CurrentUser, database: DatabaseDep, path: PathRef) -> VersionList:
+    """A file's contents: the current one first, then the earlier ones an overwrite kept,
+    newest first (up to ``FILESTORE_VERSIONS_KEPT``)."""
+    return await versions.list_versions(database, user, parse_reference(path))
+
+
+@router.post(
+    "/versions/{version_id}/restore",
+    response_model=FileOut,
+    responses=responses(Unauthorized, VersionNotFound),
+)
+async def restore_version(
+    user: CurrentUser, database: DatabaseDep, version_id: uuid.UUID
+) -> FileOut:
+    """Make an earlier content current again; the content it replaces becomes a version."""
+    return await database.transaction(
+        lambda session: versions.restore_version(session, user, version_id)
+    )
+
+
+@router.delete(
+    "/versions/{version_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(Unauthorized, VersionNotFound),
+)
+async def delete_version(
+    user: CurrentUser, database: DatabaseDep, version_id: uuid.UUID
+) -> Response:
+    """Delete an earlier content for good, freeing its bytes."""
+    await database.transaction(lambda session: versions.delete_version(session, user, version_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -17,7 +17,7 @@ from domain.errors import (
 )
 from domain.text import RULE, find_unclean_text
 from domain.users import service
-from domain.users.schemas import Credentials, LoginAttempt, TokenOut, UserOut
+from domain.users.schemas import AccountOut, Credentials, LoginAttempt, TokenOut, UserOut
 from infra.ratelimit import AuthThrottle
 
 router = APIRouter(prefix="/user", tags=["users"])
@@ -96,6 +96,6 @@ async def auth(
 
 
 @router.get("/me", responses=responses(Unauthorized))
-async def me(user: CurrentUser) -> UserOut:
-    """The account the bearer token belongs to."""
-    return UserOut.model_validate(user)
+async def me(user: CurrentUser, settings: SettingsDep) -> AccountOut:
+    """The account the bearer token belongs to, and what it keeps against its quota."""
+    return AccountOut.of(user, settings.user_quota_bytes)

@@ -11,7 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from domain.files.paths import subtree
-from domain.models import File, Folder, Upload, UploadKind, UploadStatus, User
+from domain.models import (
+    File,
+    FileVersion,
+    Folder,
+    TrashedFile,
+    Upload,
+    UploadKind,
+    UploadStatus,
+    User,
+)
 
 
 def _like_prefix(prefix: str) -> str:
@@ -98,7 +107,14 @@ def _reserve() -> Executable:
     trigger adds the grant to the owner's ``reserved_bytes``.
     """
     owner = (
-        select(User.id, User.used_bytes, User.reserved_bytes, User.open_uploads)
+        select(
+            User.id,
+            User.used_bytes,
+            User.reserved_bytes,
+            User.open_uploads,
+            User.version_bytes,
+            User.trash_bytes,
+        )
         .where(User.id == bindparam("owner"))
         .with_for_update(key_share=True)
         .cte("owner")
@@ -113,7 +129,12 @@ def _reserve() -> Executable:
             + func.least(bindparam("wanted", type_=BigInteger()), room)
         )
         .returning(
-            Upload.reserved_bytes, owner.c.used_bytes, owner.c.reserved_bytes, owner.c.open_uploads
+            Upload.reserved_bytes,
+            owner.c.used_bytes,
+            owner.c.reserved_bytes,
+            owner.c.open_uploads,
+            owner.c.version_bytes,
+            owner.c.trash_bytes,
         )
         .execution_options(synchronize_session=False)
     )
@@ -159,7 +180,7 @@ _LOCK_UPLOAD = (
     .execution_options(populate_existing=True)
 )
 _LOCK_USED_BYTES = (
-    select(User.used_bytes, User.reserved_bytes)
+    select(User.used_bytes, User.reserved_bytes, User.version_bytes, User.trash_bytes)
     .where(User.id == bindparam("owner_id"))
     .with_for_update(key_share=True)
 )
@@ -170,9 +191,21 @@ _ACCOUNT_CHANGE = (
     .values(
         generation=User.generation + 1,
         used_bytes=User.used_bytes + bindparam("size_delta", type_=User.used_bytes.type),
+        version_bytes=User.version_bytes + bindparam("versions_delta", type_=BigInteger()),
+        trash_bytes=User.trash_bytes + bindparam("trash_delta", type_=BigInteger()),
     )
     .execution_options(synchronize_session=False)
 )
+
+
+def freeable(versions: int, trash: int) -> str:
+    """What an owner could free, said in a quota error ("" when nothing)."""
+    parts = [
+        f"{size} bytes in {where}"
+        for size, where in ((trash, "the trash (DELETE /trash)"), (versions, "old versions"))
+        if size
+    ]
+    return f" Freeable: {' and '.join(parts)}." if parts else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +217,29 @@ class Grant:
     owner_used: int
     owner_reserved: int
     open_uploads: int
+    owner_versions: int = 0
+    owner_trash: int = 0
 
     def room(self, quota: int) -> int:
         """What the quota had left for this grant."""
         return max(quota - self.owner_used - self.owner_reserved, 0)
+
+    def freeable(self) -> str:
+        return freeable(self.owner_versions, self.owner_trash)
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What an owner keeps (``used``: files, versions and trash, with the two last apart) and
+    what pending uploads reserve."""
+
+    used: int
+    reserved: int
+    versions: int
+    trash: int
+
+    def freeable(self) -> str:
+        return freeable(self.versions, self.trash)
 
 
 class FileRepository:
@@ -402,15 +454,21 @@ class FileRepository:
         recorded: str | None = (await self.session.execute(query)).scalar_one()
         return recorded
 
-    async def account_change(self, size_delta: int) -> None:
-        """Bump the cache generation and adjust used bytes in this transaction."""
-        values = {"owner_id": self.owner_id, "size_delta": size_delta}
+    async def account_change(self, size_delta: int, *, versions: int = 0, trash: int = 0) -> None:
+        """Bump the cache generation and adjust the kept bytes in this transaction: ``size_delta``
+        of every kept byte, of which ``versions`` and ``trash`` are in versions and the trash."""
+        values = {
+            "owner_id": self.owner_id,
+            "size_delta": size_delta,
+            "versions_delta": versions,
+            "trash_delta": trash,
+        }
         await self.session.execute(_ACCOUNT_CHANGE, values)
 
-    async def lock_used_bytes(self) -> tuple[int, int]:
-        """The owner's stored and reserved bytes, locked (last: files → uploads → users)."""
+    async def lock_used_bytes(self) -> Held:
+        """The owner's kept and reserved bytes, locked (last: files → uploads → users)."""
         row = (await self.session.execute(_LOCK_USED_BYTES, {"owner_id": self.owner_id})).one()
-        return int(row.used_bytes), int(row.reserved_bytes)
+        return Held(*(int(value) for value in row))
 
 
 class UploadRepository:
@@ -545,8 +603,10 @@ class UploadRepository:
     async def unreferenced(
         self, object_keys: Sequence[str], *, pending_only: bool = False
     ) -> set[str]:
-        """Those of ``object_keys`` that no pending upload claims and no file has as its content
-        (with ``pending_only``, only the pending claim counts): a whole page in one query."""
+        """Those of ``object_keys`` that no pending upload claims and nothing holds as content:
+        no file, no version, no file in the trash (with ``pending_only``, only the pending claim
+        counts): a whole page in one query. The one reference check of the drain and the
+        sweep."""
         if not object_keys:
             return set()
         candidate = (
@@ -560,5 +620,8 @@ class UploadRepository:
             .exists()
         )
         if not pending_only:
-            query = query.where(~select(File.id).where(File.object_key == candidate.c.key).exists())
+            for holder in (File, FileVersion, TrashedFile):
+                query = query.where(
+                    ~select(holder.id).where(holder.object_key == candidate.c.key).exists()
+                )
         return set((await self.session.execute(query)).scalars())

@@ -13,7 +13,8 @@ from domain.files.repository import FileRepository
 from domain.files.schemas import FileList, FileOut, decode_cursor, encode_cursor
 from domain.folders.repository import FolderRepository
 from domain.models import File, User
-from domain.objects.outbox import Outbox
+from domain.trash import service as trash
+from domain.trash.service import Retention
 from infra.cache import Cache
 from infra.db import Database
 
@@ -86,23 +87,18 @@ async def find_file(
     return record
 
 
-async def delete_file(session: AsyncSession, user: User, reference: uuid.UUID | str) -> None:
-    """Delete the file row (its uploads keep their records) and record its object for deletion
-    (the drain keeps it while a copy references it), in the caller's transaction; lock order:
-    the owner's paths, the file, then (by the cascade) uploads, then user. Folders that held
-    only this file go with it."""
+async def delete_file(
+    session: AsyncSession, user: User, reference: uuid.UUID | str, retention: Retention
+) -> None:
+    """The file leaves its path, to the trash (or with no retention for good: its object, and
+    its versions', through the outbox, whose drain keeps any a copy still references), in the
+    caller's transaction; lock order: the owner's paths, the file, then (by the cascade)
+    uploads, then user. Folders that held only this file go with it."""
     files = FileRepository(session, user.id)
     await files.lock_paths()
     found = await files.find(reference)
     file = await files.lock(found.id) if found else None
     if file is None or file.object_key is None:
         raise FileNotFound()
-    object_key, size = file.object_key, file.size or 0
-    await files.delete(file)
+    await trash.remove_file(session, file, retention, "file deleted")
     await FolderRepository(session, user.id).prune(enclosing_folders(file.path))
-    await files.account_change(-size)
-    await Outbox(session).add(object_key, "file deleted")
-    log.info(
-        "file deleted",
-        extra={"user_id": str(user.id), "file_id": str(file.id), "object_key": object_key},
-    )

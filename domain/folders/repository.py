@@ -17,7 +17,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from domain.files.paths import subtree
 from domain.files.repository import CONTENTLESS
-from domain.models import File, Folder, ObjectDeletion
+from domain.models import File, Folder
 
 Column = ColumnElement[str] | InstrumentedAttribute[str]
 
@@ -30,12 +30,12 @@ class Subtree:
     bytes: int
 
 
-def _below(path_column: Column, folder: str) -> ColumnElement[bool]:
+def below(path_column: Column, folder: str) -> ColumnElement[bool]:
     low, high = subtree(folder)
     return (path_column >= low) & (path_column < high)
 
 
-def _rebased(path_column: Column, old: str, new: str) -> ColumnElement[str]:
+def rebased(path_column: Column, old: str, new: str) -> ColumnElement[str]:
     """``path_column`` with its prefix ``old`` replaced by ``new``."""
     return literal(new, Text) + func.substr(path_column, len(old) + 1)
 
@@ -112,9 +112,9 @@ class FolderRepository:
 
     async def holds_anything(self, folder: str) -> bool:
         """Whether any file row (with content or an upload pending) or folder lies below."""
-        files = select(File.id).where(File.owner_id == self.owner_id, _below(File.path, folder))
+        files = select(File.id).where(File.owner_id == self.owner_id, below(File.path, folder))
         folders = select(Folder.id).where(
-            Folder.owner_id == self.owner_id, _below(Folder.path, folder)
+            Folder.owner_id == self.owner_id, below(Folder.path, folder)
         )
         row = (await self.session.execute(select(files.exists(), folders.exists()))).one()
         return bool(row[0] or row[1])
@@ -174,11 +174,11 @@ class FolderRepository:
         that hold nothing and wait for nothing, and the implicit folders they left."""
         await self.session.execute(
             delete(File).where(
-                File.owner_id == self.owner_id, _below(File.path, folder), CONTENTLESS
+                File.owner_id == self.owner_id, below(File.path, folder), CONTENTLESS
             )
         )
         await self.session.execute(
-            delete(Folder).where(Folder.owner_id == self.owner_id, _below(Folder.path, folder))
+            delete(Folder).where(Folder.owner_id == self.owner_id, below(Folder.path, folder))
         )
 
     async def move(self, old: str, new: str) -> int:
@@ -186,8 +186,8 @@ class FolderRepository:
         File rows without content move too: their pending uploads follow them."""
         moved = (
             update(File)
-            .where(File.owner_id == self.owner_id, _below(File.path, old))
-            .values(path=_rebased(File.path, old, new))
+            .where(File.owner_id == self.owner_id, below(File.path, old))
+            .values(path=rebased(File.path, old, new))
             .returning(File.object_key)
             .cte("moved")
         )
@@ -195,8 +195,8 @@ class FolderRepository:
         files = int((await self.session.execute(count)).scalar_one())
         await self.session.execute(
             update(Folder)
-            .where(Folder.owner_id == self.owner_id, _below(Folder.path, old))
-            .values(path=_rebased(Folder.path, old, new), modified_at=func.now())
+            .where(Folder.owner_id == self.owner_id, below(Folder.path, old))
+            .values(path=rebased(Folder.path, old, new), modified_at=func.now())
             .execution_options(synchronize_session=False)
         )
         return files
@@ -208,7 +208,7 @@ class FolderRepository:
             select(File)
             .where(
                 File.owner_id == self.owner_id,
-                _below(File.path, old),
+                below(File.path, old),
                 File.object_key.is_not(None),
             )
             .with_for_update(read=True)
@@ -223,7 +223,7 @@ class FolderRepository:
                 select(
                     func.gen_random_uuid(),
                     source.c.owner_id,
-                    _rebased(source.c.path, old, new),
+                    rebased(source.c.path, old, new),
                     *(source.c[name] for name in columns[2:]),
                 ),
                 include_defaults=False,
@@ -235,41 +235,20 @@ class FolderRepository:
         files, size = (await self.session.execute(totals)).one()
         folders = (
             select(Folder)
-            .where(Folder.owner_id == self.owner_id, _below(Folder.path, old))
+            .where(Folder.owner_id == self.owner_id, below(Folder.path, old))
             .subquery()
         )
         await self.session.execute(
             insert(Folder).from_select(
                 ["owner_id", "path", "explicit"],
-                select(folders.c.owner_id, _rebased(folders.c.path, old, new), folders.c.explicit),
+                select(folders.c.owner_id, rebased(folders.c.path, old, new), folders.c.explicit),
                 include_defaults=False,
             )
         )
         return Subtree(int(files), int(size))
 
-    async def delete(self, folder: str, reason: str) -> Subtree:
-        """Delete the folder, everything below it, and record the objects for deletion (the
-        drain keeps those a copy elsewhere still references): one statement per table."""
-        gone = (
-            delete(File)
-            .where(File.owner_id == self.owner_id, _below(File.path, folder))
-            .returning(File.object_key, File.size)
-            .cte("gone")
-        )
-        queued = (
-            insert(ObjectDeletion)
-            .from_select(
-                ["object_key", "reason"],
-                select(gone.c.object_key, literal(reason)).where(gone.c.object_key.is_not(None)),
-                include_defaults=False,
-            )
-            .cte("queued")
-        )
-        totals = select(
-            func.count(gone.c.object_key), func.coalesce(func.sum(gone.c.size), 0)
-        ).add_cte(queued)
-        files, size = (await self.session.execute(totals)).one()
+    async def drop(self, folder: str) -> None:
+        """Remove the folder rows of ``folder`` and below (its files are the caller's)."""
         await self.session.execute(
-            delete(Folder).where(Folder.owner_id == self.owner_id, _below(Folder.path, folder))
+            delete(Folder).where(Folder.owner_id == self.owner_id, below(Folder.path, folder))
         )
-        return Subtree(int(files), int(size))

@@ -15,7 +15,6 @@ from domain.errors import (
     FileNotFound,
     FolderNotFound,
     InvalidCursor,
-    InvalidMove,
     InvalidPath,
     PathTaken,
     QuotaExceeded,
@@ -32,6 +31,7 @@ from domain.files.paths import (
 from domain.files.repository import FileRepository
 from domain.files.schemas import FileList, FileOut, decode_cursor, encode_cursor
 from domain.files.service import cache_name
+from domain.folders import targets
 from domain.folders.repository import FolderRepository
 from domain.folders.schemas import (
     FolderCopied,
@@ -42,8 +42,9 @@ from domain.folders.schemas import (
     TransferIn,
 )
 from domain.models import File, User
-from domain.objects.outbox import Outbox
 from domain.text import is_clean_text
+from domain.trash import service as trash
+from domain.trash.service import Retention
 from infra.cache import Cache
 from infra.config import Settings
 from infra.db import Database
@@ -129,71 +130,11 @@ async def make_folder(session: AsyncSession, user: User, raw: str) -> tuple[Fold
     return FolderOut.of(folder), not existed
 
 
-async def _resolve_target(files: FileRepository, to_raw: str, name: str, *, folder: bool) -> str:
-    """Where ``to`` puts an entry called ``name``: a path ending with ``/``, or naming an existing
-    folder, receives it under its own name; any other path is its full new path."""
-    to = normalize_path(to_raw)
-    if not is_folder(to) and (await files.path_claims(to, []))[0]:
-        to += "/"
-    target = to + name if is_folder(to) else to
-    return normalize_path(target + "/" if folder else target)
-
-
-async def _check_parents(files: FileRepository, target: str) -> None:
-    _, taken = await files.path_claims(target, file_paths_above(target))
-    if taken is not None:
-        raise PathTaken(f"'{taken}' is a file, so nothing can be stored below it.")
-
-
-async def _free_file_target(files: FileRepository, target: str, *, overwrite: bool) -> File | None:
-    """The file that an ``overwrite`` replaces at ``target``, locked; ``PathTaken`` when the path
-    holds something that may not be replaced. A row that holds nothing is removed."""
-    await _check_parents(files, target)
-    if (await files.path_claims(target, []))[0]:
-        raise PathTaken(f"'{target}' is a folder.")
-    existing = await files.at(target)
-    if existing is None:
-        return None
-    if existing.object_key is None:
-        if await files.delete_if_empty(existing.id):
-            return None
-        raise PathTaken(f"An upload to '{target}' is in progress.")
-    if not overwrite:
-        raise PathTaken(f"'{target}' exists; pass overwrite to replace it.")
-    return existing
-
-
-async def _free_folder_target(
-    files: FileRepository, folders: FolderRepository, source: str, target: str
-) -> None:
-    if target.startswith(source):
-        raise InvalidMove(f"'{source}' cannot go inside itself ('{target}').")
-    await _check_parents(files, target)
-    is_taken, taken = await files.path_claims(target, [target[:-1]])
-    if taken is not None:
-        raise PathTaken(f"'{taken}' is a file.")
-    if is_taken:
-        raise PathTaken(f"'{target}' exists; folders are not merged.")
-    await folders.clear(target)
-
-
-async def _replace(files: FileRepository, replaced: File | None, user: User) -> int:
-    """Remove the file an overwrite replaces; its bytes, to subtract from the user's."""
-    if replaced is None:
-        return 0
-    assert replaced.object_key is not None
-    await files.delete(replaced)
-    await Outbox(files.session).add(replaced.object_key, "overwritten by a move or copy")
-    log.info(
-        "file deleted",
-        extra={
-            "user_id": str(user.id),
-            "file_id": str(replaced.id),
-            "object_key": replaced.object_key,
-            "reason": "overwritten",
-        },
-    )
-    return replaced.size or 0
+async def _replace(files: FileRepository, replaced: File | None, retention: Retention) -> None:
+    """The file an overwrite replaces leaves its path: to the trash (or, with no retention, for
+    good), accounted there."""
+    if replaced is not None:
+        await trash.remove_file(files.session, replaced, retention, "overwritten by a move or copy")
 
 
 async def _source_file(files: FileRepository, reference: uuid.UUID | str) -> File:
@@ -215,7 +156,9 @@ def _is_folder_reference(raw: str) -> bool:
     return raw.startswith("/") and raw.endswith("/")
 
 
-async def move(session: AsyncSession, user: User, body: TransferIn) -> FileOut | FolderMoved:
+async def move(
+    session: AsyncSession, user: User, body: TransferIn, retention: Retention
+) -> FileOut | FolderMoved:
     """Move (or rename) a file or a folder: paths change, ids, dates and objects stay."""
     files = FileRepository(session, user.id)
     folders = FolderRepository(session, user.id)
@@ -223,10 +166,10 @@ async def move(session: AsyncSession, user: User, body: TransferIn) -> FileOut |
     ids = {"user_id": str(user.id)}
     if _is_folder_reference(body.source):
         source = await _source_folder(folders, body.source)
-        target = await _resolve_target(files, body.to, last_segment(source), folder=True)
+        target = await targets.resolve(files, body.to, last_segment(source), folder=True)
         if target == source:
             return FolderMoved(moved=0, path=source)
-        await _free_folder_target(files, folders, source, target)
+        await targets.free_folder(files, folders, target, source=source)
         moved = await folders.move(source, target)
         await folders.ensure(enclosing_folders(target))
         await folders.prune(enclosing_folders(source))
@@ -234,28 +177,33 @@ async def move(session: AsyncSession, user: User, body: TransferIn) -> FileOut |
         log.info("folder moved", extra={**ids, "from": source, "to": target, "files": moved})
         return FolderMoved(moved=moved, path=target)
     file = await _source_file(files, parse_reference(body.source))
-    target = await _resolve_target(files, body.to, file.name, folder=False)
+    target = await targets.resolve(files, body.to, file.name, folder=False)
     if target == file.path:
         return FileOut.of(file)
-    replaced = await _free_file_target(files, target, overwrite=body.overwrite)
-    freed = await _replace(files, replaced, user)
+    replaced = await targets.free_file(files, target, overwrite=body.overwrite)
+    await _replace(files, replaced, retention)
     source = file.path
     file.path, file.name = target, last_segment(target)
     await session.flush()
     await folders.ensure(enclosing_folders(target))
     await folders.prune(enclosing_folders(source))
-    await files.account_change(-freed)
+    await files.account_change(0)
     log.info("file moved", extra={**ids, "file_id": str(file.id), "from": source, "to": target})
     return FileOut.of(file)
 
 
 async def _check_quota(files: FileRepository, added: int, settings: Settings) -> None:
-    used, reserved = await files.lock_used_bytes()
-    if used + reserved + added > settings.user_quota_bytes:
+    held = await files.lock_used_bytes()
+    if held.used + held.reserved + added > settings.user_quota_bytes:
         raise QuotaExceeded(
             f"The copy needs {added} bytes and the quota has "
-            f"{max(settings.user_quota_bytes - used - reserved, 0)} left"
-            + (f" ({reserved} bytes are reserved by uploads in progress)." if reserved else ".")
+            f"{max(settings.user_quota_bytes - held.used - held.reserved, 0)} left"
+            + (
+                f" ({held.reserved} bytes are reserved by uploads in progress)."
+                if held.reserved
+                else "."
+            )
+            + held.freeable()
         )
 
 
@@ -269,10 +217,10 @@ async def copy(
     ids = {"user_id": str(user.id)}
     if _is_folder_reference(body.source):
         source = await _source_folder(folders, body.source)
-        target = await _resolve_target(files, body.to, last_segment(source), folder=True)
+        target = await targets.resolve(files, body.to, last_segment(source), folder=True)
         if target == source:
             raise PathTaken(f"'{target}' exists; folders are not merged.")
-        await _free_folder_target(files, folders, source, target)
+        await targets.free_folder(files, folders, target, source=source)
         copied = await folders.copy(source, target)
         await folders.ensure([*enclosing_folders(target), target])
         await _check_quota(files, copied.bytes, settings)
@@ -283,15 +231,17 @@ async def copy(
         )
         return FolderCopied(copied=copied.files, path=target)
     file = await _source_file(files, parse_reference(body.source))
-    target = await _resolve_target(files, body.to, file.name, folder=False)
+    target = await targets.resolve(files, body.to, file.name, folder=False)
     if target == file.path:
         raise PathTaken(f"'{target}' is the file itself.")
-    replaced = await _free_file_target(files, target, overwrite=body.overwrite)
-    await _check_quota(files, (file.size or 0) - (replaced.size or 0 if replaced else 0), settings)
-    freed = await _replace(files, replaced, user)
+    replaced = await targets.free_file(files, target, overwrite=body.overwrite)
+    retention = Retention.of(settings)
+    frees = (replaced.size or 0) if replaced and not retention.trash_seconds else 0
+    await _check_quota(files, (file.size or 0) - frees, settings)
+    await _replace(files, replaced, retention)
     await folders.ensure(enclosing_folders(target))
     copy = await files.add_copy(file, target, last_segment(target))
-    await files.account_change((file.size or 0) - freed)
+    await files.account_change(file.size or 0)
     log.info(
         "file copied",
         extra={**ids, "file_id": str(copy.id), "source_id": str(file.id), "to": target},
@@ -299,20 +249,18 @@ async def copy(
     return FileOut.of(copy)
 
 
-async def delete_folder(session: AsyncSession, user: User, raw: str) -> FolderDeleted:
-    """Delete a folder and everything below it in one transaction; the objects go through the
-    outbox, whose drain keeps any that a copy elsewhere still references."""
+async def delete_folder(
+    session: AsyncSession, user: User, raw: str, retention: Retention
+) -> FolderDeleted:
+    """Delete a folder and everything below it in one transaction: to the trash as one entry,
+    or with no retention for good (the objects through the outbox, whose drain keeps any that
+    a copy elsewhere still references)."""
     files = FileRepository(session, user.id)
     folders = FolderRepository(session, user.id)
     await files.lock_paths()
     folder = await _source_folder(folders, raw)
-    deleted = await folders.delete(folder, "folder deleted")
+    deleted = await trash.remove_folder(session, user.id, folder, retention, "folder deleted")
     await folders.prune(enclosing_folders(folder))
-    await files.account_change(-deleted.bytes)
-    log.info(
-        "folder deleted",
-        extra={"user_id": str(user.id), "path": folder, "files": deleted.files},
-    )
     return FolderDeleted(deleted=deleted.files)
 
 

@@ -10,9 +10,11 @@ between commit and enqueue loses no deletion. The drain is the worker's task
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningDelete
 
 from domain.models import ObjectDeletion
 
@@ -67,6 +69,29 @@ class Outbox:
             ]
             await self.session.execute(insert(ObjectDeletion), rows)
             log.info("object deletions recorded", extra={"count": len(rows), "reason": reason})
+
+    async def add_deleted(
+        self, deleted: ReturningDelete[*tuple[Any, ...]], reason: str
+    ) -> tuple[int, int]:
+        """Run ``deleted`` (a DELETE returning ``object_key`` and ``size``) and record every key
+        it returned, in one statement; how many rows it deleted with a key, and their bytes."""
+        gone = deleted.cte("gone")
+        queued = (
+            insert(ObjectDeletion)
+            .from_select(
+                ["object_key", "reason"],
+                select(gone.c.object_key, literal(reason)).where(gone.c.object_key.is_not(None)),
+                include_defaults=False,
+            )
+            .cte("queued")
+        )
+        totals = select(
+            func.count(gone.c.object_key), func.coalesce(func.sum(gone.c.size), 0)
+        ).add_cte(queued)
+        count, size = (await self.session.execute(totals)).one()
+        if count:
+            log.info("object deletions recorded", extra={"count": int(count), "reason": reason})
+        return int(count), int(size)
 
     async def claim(self, limit: int) -> Sequence[ObjectDeletion]:
         """Due rows, locked for this transaction; rows another drain holds are skipped."""

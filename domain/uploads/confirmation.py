@@ -16,10 +16,11 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.files.content import guess_content_type
-from domain.files.repository import FileRepository, UploadRepository
+from domain.files.repository import FileRepository, Held, UploadRepository
 from domain.models import File, Upload, UploadKind, UploadStatus
 from domain.objects.outbox import Outbox
 from domain.uploads import checksum
+from domain.versions import service as versions
 from infra import metrics
 from infra.config import Settings
 from infra.db import Database
@@ -50,12 +51,13 @@ class Confirmation:
 
 
 def _violation(
-    info: ObjectInfo, upload: Upload, held: tuple[int, int], file: File, settings: Settings
+    info: ObjectInfo, upload: Upload, held: Held, freed: int, settings: Settings
 ) -> tuple[RejectReason, str] | None:
     """Why the object may not become the file's content: a reason class and the reason.
 
-    ``held`` is the owner's stored and reserved bytes. Once confirmed, the object replaces the
-    file's content and the upload's reservation is released: what is left must fit the quota.
+    ``held`` is what the owner keeps and reserves. Once confirmed, the object replaces the
+    file's content (which frees ``freed`` bytes: the content itself, or only the versions it
+    pushes past the limit) and the upload's reservation is released: what is left must fit.
     """
     if info.size == 0:
         return "empty", "empty object"
@@ -71,10 +73,9 @@ def _violation(
         return "quota", f"size {info.size} exceeds the {reservation} bytes reserved for it"
     if upload.sha256 is not None and info.sha256 is not None and info.sha256 != upload.sha256:
         return "checksum", "the object's SHA-256 differs from the declared one"
-    used, reserved = held
-    replaced = file.size or 0
-    if used - replaced + info.size + reserved - reservation > settings.user_quota_bytes:
-        return "quota", f"size {info.size} exceeds the remaining quota"
+    kept = held.used - freed + info.size + held.reserved - reservation
+    if kept > settings.user_quota_bytes:
+        return "quota", f"size {info.size} exceeds the remaining quota.{held.freeable()}"
     return None
 
 
@@ -278,24 +279,31 @@ async def confirm_upload(
     held = await files.lock_used_bytes()
     now = datetime.now(UTC)
     ids = {"upload_id": str(upload.id), "file_id": str(file.id), "object_key": object_key}
+    kept = settings.versions_kept
+    freed = (
+        (file.size or 0) if is_current else await versions.freed_by_replacing(session, file, kept)
+    )
 
-    violation = _violation(info, upload, held, file, settings)
+    violation = _violation(info, upload, held, freed, settings)
     if violation is not None:
         await _reject(files, upload, file, violation, is_current=is_current, sharers=sharers)
         log.warning("upload rejected", extra={**ids, "reason": upload.reason, "size": info.size})
         return Confirmation("rejected", upload, file)
 
     replaced_key = None if is_current else file.object_key
-    size_delta = info.size - (file.size or 0) + _carry(sharers, info, now)
+    retired = (
+        versions.Retired(-(file.size or 0), 0)
+        if is_current
+        else await versions.retire_content(session, file, kept)
+    )
+    size_delta = info.size + retired.used + _carry(sharers, info, now)
     file.object_key, file.size, file.etag = object_key, info.size, info.etag
     file.sha256 = info.sha256
     file.content_type = upload.content_type or info.content_type or guess_content_type(file.name)
     file.modified_at = now
     upload.status, upload.completed_at = UploadStatus.completed, now
-    await files.account_change(size_delta)
+    await files.account_change(size_delta, versions=retired.versions)
     await session.flush()
-    if replaced_key is not None:
-        await outbox.add(replaced_key, "replaced by a newer upload")
     metrics.upload_confirmed(session, upload.kind, landed_at or info.last_modified)
     log.info(
         "file overwritten" if replaced_key else "file stored",

@@ -99,7 +99,9 @@ async def open_upload(
             retry_after=settings.reconcile_interval_seconds,
         )
     if grant.reserved <= 0 or (declared_size is not None and grant.reserved < declared_size):
-        raise QuotaExceeded.over(grant.room(quota), reserved=grant.owner_reserved)
+        raise QuotaExceeded.over(
+            grant.room(quota), reserved=grant.owner_reserved, freeable=grant.freeable()
+        )
     set_committed_value(upload, "reserved_bytes", grant.reserved)
     metrics.upload_issued(files.session, kind)
     return file, upload, grant.reserved

@@ -23,7 +23,7 @@ from domain.errors import (
 )
 from domain.files.content import guess_content_type
 from domain.files.paths import file_path
-from domain.files.repository import FileRepository, UploadRepository
+from domain.files.repository import FileRepository, Grant, UploadRepository
 from domain.models import File, Upload, UploadKind, UploadStatus
 from domain.objects.outbox import Outbox
 from domain.uploads.confirmation import Confirmation, confirm_upload
@@ -100,18 +100,19 @@ async def _reserving(
     async for chunk in chunks:
         sent += len(chunk)
         if sent > reserved:
-            reserved = await _reserve_more(ctx, owner_id, upload_id, max(step, sent - reserved))
+            grant = await _reserve_more(ctx, owner_id, upload_id, max(step, sent - reserved))
+            reserved = grant.reserved
             if sent > reserved:
-                raise QuotaExceeded.over(reserved)
+                raise QuotaExceeded.over(reserved, freeable=grant.freeable())
         yield chunk
 
 
 async def _reserve_more(
     ctx: UploadContext, owner_id: uuid.UUID, upload_id: uuid.UUID, wanted: int
-) -> int:
-    """Grow a pending upload's reservation by up to ``wanted``; returns the reservation."""
+) -> Grant:
+    """Grow a pending upload's reservation by up to ``wanted``; returns the grant."""
 
-    async def grow(session: AsyncSession) -> int:
+    async def grow(session: AsyncSession) -> Grant:
         upload = await UploadRepository(session).lock(upload_id)  # before its owner
         if upload.status != UploadStatus.pending:
             raise UploadClosed(f"The upload is {upload.status}.")
@@ -121,7 +122,7 @@ async def _reserve_more(
             "upload reservation grown",
             extra={"upload_id": str(upload_id), "reserved_bytes": grant.reserved},
         )
-        return grant.reserved
+        return grant
 
     return await ctx.database.transaction(grow)
 

@@ -1,6 +1,6 @@
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -33,6 +33,25 @@ class UserOut(BaseModel):
     id: uuid.UUID
     login: str
     created_at: datetime
+
+
+class Usage(BaseModel):
+    """Every byte the account keeps, by where it is; the quota holds their sum."""
+
+    files: int = Field(description="Current files.")
+    versions: int = Field(description="Earlier contents kept by overwrites.")
+    trash: int = Field(description="Deleted files and folders not yet purged.")
+    quota: int
+
+
+class AccountOut(UserOut):
+    usage: Usage
+
+    @classmethod
+    def of(cls, user: Any, quota: int) -> "AccountOut":
+        kept = user.used_bytes - user.version_bytes - user.trash_bytes
+        usage = Usage(files=kept, versions=user.version_bytes, trash=user.trash_bytes, quota=quota)
+        return cls(id=user.id, login=user.login, created_at=user.created_at, usage=usage)
 
 
 class TokenOut(BaseModel):

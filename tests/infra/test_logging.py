@@ -10,6 +10,7 @@ from infra.logging import JsonFormatter
 from tests.helpers import Account, RunWorker, upload
 
 
+@pytest.mark.usefixtures("final_deletes")
 async def test_state_changes_logged_without_secrets(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, run_worker: RunWorker
 ) -> None:

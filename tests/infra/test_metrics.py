@@ -17,7 +17,7 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import update
 
 from api.main import create_app
-from domain.models import Upload, User
+from domain.models import TrashEntry, Upload, User
 from domain.storage_events.parser import parse_events
 from infra.config import Settings
 from infra.storage.adapter import Storage
@@ -32,8 +32,10 @@ from tests.helpers import (
     put,
     upload,
     webhook_headers,
+    worker_ctx,
 )
 from worker import metrics as worker_metrics
+from worker import tasks
 from worker.metrics import instrumented
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -265,3 +267,29 @@ async def test_the_worker_serves_its_metrics_on_its_port(settings: Settings) -> 
             assert "filestore_job_runs_total" in served.text
     with pytest.raises(httpx.ConnectError):  # stopped with the worker
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+async def test_the_purge_is_counted(
+    client: httpx.AsyncClient,
+    alice: Account,
+    app: FastAPI,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for body in (b"1", b"22", b"333"):
+        await upload(client, alice, "/v.txt", body)
+    await upload(client, alice, "/gone.txt", b"x")
+    assert (
+        await client.delete("/files", params={"path": "/gone.txt"}, headers=alice.headers)
+    ).status_code == 204
+    async with app.state.sessionmaker() as session:
+        await session.execute(
+            update(TrashEntry).values(purge_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+    monkeypatch.setattr(settings, "versions_kept", 1)
+    before = await scrape(client)
+    assert await tasks.purge(worker_ctx(app, settings)) == {"trash_entries": 1, "versions": 1}
+    after = await scrape(client)
+    assert moved(before, after, "filestore_purged_total", what="trash_entries") == 1
+    assert moved(before, after, "filestore_purged_total", what="versions") == 1

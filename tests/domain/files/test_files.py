@@ -71,6 +71,7 @@ async def test_path_as_query_parameter(client: httpx.AsyncClient, alice: Account
     assert response.json()["path"] == "/q/x.bin"
 
 
+@pytest.mark.usefixtures("final_deletes")
 async def test_overwrite_keeps_id_and_deletes_replaced_object(
     client: httpx.AsyncClient, alice: Account, app: FastAPI, storage: Storage, run_worker: RunWorker
 ) -> None:
@@ -356,6 +357,7 @@ async def test_proxy_download_range_and_conditionals(
     assert since.status_code == 304
 
 
+@pytest.mark.usefixtures("final_deletes")
 async def test_delete_by_path_and_id(
     client: httpx.AsyncClient, alice: Account, app: FastAPI, storage: Storage, run_worker: RunWorker
 ) -> None:

@@ -239,6 +239,7 @@ async def test_a_pending_upload_follows_its_moved_file(
     await assert_consistent(app, bucket, alice)
 
 
+@pytest.mark.usefixtures("final_deletes")
 async def test_a_copy_shares_the_object_until_its_last_reference_goes(
     client: httpx.AsyncClient, alice: Account, app: FastAPI, bucket: Bucket, run_worker: RunWorker
 ) -> None:

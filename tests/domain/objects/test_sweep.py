@@ -87,6 +87,7 @@ async def pending_intent(
     return ticket, key
 
 
+@pytest.mark.usefixtures("final_deletes")
 async def test_unreferenced_objects_are_deleted_and_current_content_kept(
     app: FastAPI,
     storage: Storage,

@@ -355,6 +355,7 @@ async def test_notification_to_worker_confirms(
     assert state["status"] == "completed"
 
 
+@pytest.mark.usefixtures("final_deletes")
 async def test_out_of_order_and_concurrent_uploads_to_one_path(
     client: httpx.AsyncClient,
     alice: Account,

@@ -22,7 +22,16 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.models import File, ObjectDeletion, Upload, UploadKind, UploadStatus, User
+from domain.models import (
+    File,
+    FileVersion,
+    ObjectDeletion,
+    TrashedFile,
+    Upload,
+    UploadKind,
+    UploadStatus,
+    User,
+)
 from infra.config import Settings
 from infra.db import Database
 from infra.jobs import enqueue_confirm
@@ -91,24 +100,21 @@ async def scalar(app: FastAPI, query: Any) -> Any:
 
 
 async def assert_consistent(app: FastAPI, bucket: Bucket, account: Account) -> None:
-    """Record and storage agree: every file's object exists with its size and etag, the
-    quota counts exactly their sizes, the reservations exactly the pending uploads', and (once
-    the outbox is drained) nothing else is stored."""
+    """Record and storage agree: every object a file, a version or the trash holds exists with
+    its size and etag, the quota counts exactly their sizes (versions and trash apart too), the
+    reservations exactly the pending uploads', and (once the outbox is drained) nothing else is
+    stored."""
     async with app.state.sessionmaker() as session:
         files = (
             (await session.execute(select(File).where(File.object_key.is_not(None))))
             .scalars()
             .all()
         )
-        used = (
-            await session.execute(select(User.used_bytes).where(User.id == account.id))
-        ).scalar_one()
+        versions = (await session.execute(select(FileVersion))).scalars().all()
+        trashed = (await session.execute(select(TrashedFile))).scalars().all()
+        user = await session.get(User, account.id)
+        assert user is not None
         outbox = (await session.execute(select(func.count(ObjectDeletion.id)))).scalar_one()
-        reserved = (
-            await session.execute(
-                select(User.reserved_bytes, User.open_uploads).where(User.id == account.id)
-            )
-        ).one()
         pending = (
             await session.execute(
                 select(func.coalesce(func.sum(Upload.reserved_bytes), 0), func.count()).where(
@@ -116,15 +122,18 @@ async def assert_consistent(app: FastAPI, bucket: Bucket, account: Account) -> N
                 )
             )
         ).one()
-    assert tuple(reserved) == tuple(pending)
+    assert (user.reserved_bytes, user.open_uploads) == tuple(pending)
     assert outbox == 0
-    for file in files:
-        assert file.object_key is not None
-        info = await app.state.storage.head(file.object_key)
-        assert info is not None, file.path
-        assert (info.size, info.etag) == (file.size, file.etag)
-    assert used == sum(file.size or 0 for file in files)
-    assert await user_keys(bucket, account) == {file.object_key for file in files}
+    held: list[File | FileVersion | TrashedFile] = [*files, *versions, *trashed]
+    for item in held:
+        assert item.object_key is not None
+        info = await app.state.storage.head(item.object_key)
+        assert info is not None, item
+        assert (info.size, info.etag) == (item.size, item.etag)
+    assert user.version_bytes == sum(version.size for version in versions)
+    assert user.trash_bytes == sum(file.size for file in trashed)
+    assert user.used_bytes == sum(item.size or 0 for item in held)
+    assert await user_keys(bucket, account) == {item.object_key for item in held}
 
 
 @pytest.mark.parametrize("quota", [1024 * 1024, 256 * 1024 * 1024])
@@ -291,6 +300,7 @@ async def test_an_upload_whose_api_died_fails_when_its_lease_runs_out(
     await assert_consistent(app, bucket, alice)
 
 
+@pytest.mark.usefixtures("final_deletes")
 async def test_a_reused_url_after_delete_is_cleaned_up(
     client: httpx.AsyncClient,
     alice: Account,
@@ -321,6 +331,7 @@ async def test_a_reused_url_after_delete_is_cleaned_up(
     await assert_consistent(app, bucket, alice)
 
 
+@pytest.mark.usefixtures("final_deletes")
 async def test_deletions_survive_a_lost_queue(
     client: httpx.AsyncClient,
     alice: Account,

@@ -170,6 +170,7 @@ async def test_bad_tokens_are_401(client: httpx.AsyncClient, settings: Settings)
         "id": str(account.id),
         "login": account.login,
         "created_at": me.json()["created_at"],
+        "usage": {"files": 0, "versions": 0, "trash": 0, "quota": settings.user_quota_bytes},
     }
 
 

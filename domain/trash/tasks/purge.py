@@ -1,0 +1,31 @@
+"""The purge (a worker task): trash entries past their retention, and versions beyond the limit.
+
+Bounded per run (``FILESTORE_PURGE_BATCH_SIZE`` entries, as many files' versions), in one
+transaction; entries and files another transaction holds are skipped and left to the next run.
+The objects go through the outbox, whose drain deletes each once nothing references it.
+"""
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.trash.service import purge_due
+from domain.versions.service import trim_over_limit
+from infra import metrics
+from infra.config import Settings
+from infra.db import Database
+
+log = logging.getLogger(__name__)
+
+
+async def purge(database: Database, settings: Settings) -> dict[str, int]:
+    async def work(session: AsyncSession) -> dict[str, int]:
+        entries = await purge_due(session, settings.purge_batch_size)
+        versions = await trim_over_limit(session, settings.versions_kept, settings.purge_batch_size)
+        return {"trash_entries": entries, "versions": versions}
+
+    counts = await database.transaction(work)
+    metrics.purged(counts)
+    if any(counts.values()):
+        log.info("purge ran", extra=counts)
+    return counts
