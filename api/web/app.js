@@ -19,6 +19,10 @@ const $ = (selector) => document.querySelector(selector);
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
   folder: "/",
+  search: null, // { text, folder } while search results are shown
+  cursor: null,
+  trashCursor: null,
+  pageSize: 100,
   uploads: { done: 0, failed: 0 },
 };
 window.filestore = state; // what a test (or a curious user) can look at
@@ -102,24 +106,14 @@ function folderFromHash() {
   return folder.endsWith("/") ? folder : `${folder}/`;
 }
 
-function openFolder(folder) {
-  location.hash = encodeURI(folder);
+function parentOf(path) {
+  const trimmed = path.endsWith("/") ? path.slice(0, -1) : path;
+  return trimmed.slice(0, trimmed.lastIndexOf("/") + 1);
 }
 
-async function listAll(folder) {
-  const files = [];
-  let cursor = null;
-  let account = "";
-  do {
-    const query = { limit: "1000" };
-    if (folder !== "/") query.path = folder;
-    if (cursor) query.cursor = cursor;
-    const page = await (await api("GET", "/files", { query })).json();
-    account = page.account;
-    files.push(...page.files);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return { account, files };
+function nameOf(path) {
+  const trimmed = path.endsWith("/") ? path.slice(0, -1) : path;
+  return trimmed.slice(trimmed.lastIndexOf("/") + 1);
 }
 
 function size(bytes) {
@@ -134,24 +128,33 @@ function size(bytes) {
   return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "";
+}
+
+function link(label, target) {
+  const a = document.createElement("a");
+  a.href = `#${encodeURI(target)}`;
+  a.textContent = label;
+  return a;
+}
+
 function renderCrumbs(folder) {
   const nav = $("#crumbs");
   nav.replaceChildren();
   const names = folder.split("/").filter(Boolean);
-  const link = (label, target) => {
-    const a = document.createElement("a");
-    a.href = `#${encodeURI(target)}`;
-    a.textContent = label;
-    return a;
-  };
-  nav.append(link("Home", "/"));
+  const home = link("Home", "/");
+  dropTarget(home, "/");
+  nav.append(home);
   let path = "/";
   for (const name of names) {
     path += `${name}/`;
     const sep = document.createElement("span");
     sep.className = "sep";
     sep.textContent = "/";
-    nav.append(sep, link(name, path));
+    const crumb = link(name, path);
+    dropTarget(crumb, path);
+    nav.append(sep, crumb);
   }
   $("#target-folder").textContent = folder;
 }
@@ -165,97 +168,318 @@ function button(label, onClick, className = "link") {
   return b;
 }
 
-async function refresh() {
-  const folder = state.folder;
-  renderCrumbs(folder);
-  const { account, files } = await listAll(folder);
-  $("#account").textContent = account;
-  const folders = new Map();
-  const here = [];
-  for (const file of files) {
-    const rest = file.path.slice(folder.length);
-    const slash = rest.indexOf("/");
-    if (slash === -1) {
-      here.push(file);
-    } else {
-      const name = rest.slice(0, slash);
-      const entry = folders.get(name) || { count: 0, bytes: 0, modified: "" };
-      entry.count += 1;
-      entry.bytes += file.size || 0;
-      if (file.modified_at > entry.modified) entry.modified = file.modified_at;
-      folders.set(name, entry);
-    }
-  }
-  const body = $("#listing tbody");
-  body.replaceChildren();
-  for (const [name, entry] of [...folders].sort()) {
-    const row = body.insertRow();
-    row.className = "folder";
-    row.dataset.folder = `${folder}${name}/`;
-    const cell = row.insertCell();
-    const a = document.createElement("a");
-    a.href = `#${encodeURI(`${folder}${name}/`)}`;
-    a.textContent = `${name}/`;
-    const count = document.createElement("span");
-    count.className = "note count";
-    count.textContent = `${entry.count} file${entry.count === 1 ? "" : "s"}`;
-    cell.append(a, " ", count);
-    const bytes = row.insertCell();
-    bytes.className = "num";
-    bytes.textContent = size(entry.bytes);
-    // Its newest file's time: the column means the same for folders and files.
-    const modified = row.insertCell();
-    modified.className = "modified";
-    modified.textContent = entry.modified ? new Date(entry.modified).toLocaleString() : "";
-    row.insertCell();
-  }
-  for (const file of here) {
-    const row = body.insertRow();
-    row.className = "file";
-    row.dataset.path = file.path;
-    row.insertCell().textContent = file.name;
-    const bytes = row.insertCell();
-    bytes.className = "num";
-    bytes.textContent = size(file.size);
-    const modified = row.insertCell();
-    modified.className = "modified";
-    modified.textContent = new Date(file.modified_at).toLocaleString();
-    const actions = row.insertCell();
-    actions.className = "actions";
-    actions.append(
-      button("Download", () => run(() => download(file))),
-      button("Delete", () => run(() => remove(file)), "link danger"),
-    );
-  }
-  $("#empty").hidden = files.length > 0;
+function cells(row, name, bytes, modified) {
+  row.insertCell().append(...[name].flat());
+  const sizeCell = row.insertCell();
+  sizeCell.className = "num";
+  sizeCell.textContent = bytes;
+  const modifiedCell = row.insertCell();
+  modifiedCell.className = "modified";
+  modifiedCell.textContent = modified;
+  const actions = row.insertCell();
+  actions.className = "actions";
+  return actions;
 }
 
-// ---- downloads and deletions ----------------------------------------------------------------
+/** Drag a row onto a folder row or a breadcrumb to move it there. */
+function draggable(row, path) {
+  row.draggable = true;
+  row.addEventListener("dragstart", (event) => {
+    event.dataTransfer.setData("application/x-filestore-path", path);
+    event.dataTransfer.effectAllowed = "move";
+  });
+}
 
-async function download(file) {
+function dropTarget(element, folder) {
+  const moving = (event) => event.dataTransfer.types.includes("application/x-filestore-path");
+  element.addEventListener("dragover", (event) => {
+    if (!moving(event)) return;
+    event.preventDefault();
+    event.stopPropagation();
+    element.classList.add("drop-target");
+  });
+  element.addEventListener("dragleave", () => element.classList.remove("drop-target"));
+  element.addEventListener("drop", (event) => {
+    if (!moving(event)) return;
+    event.preventDefault();
+    event.stopPropagation();
+    element.classList.remove("drop-target");
+    const source = event.dataTransfer.getData("application/x-filestore-path");
+    if (source && source !== folder) run(() => moveTo(source, folder));
+  });
+}
+
+function folderRow(body, folder) {
+  const row = body.insertRow();
+  row.className = "folder";
+  row.dataset.folder = folder.path;
+  const actions = cells(row, link(`${folder.name}/`, folder.path), "", when(folder.modified_at));
+  actions.append(
+    button("Rename", () => run(() => rename(folder.path))),
+    button("Move", () => run(() => chooseAndMove(folder.path))),
+    button("Delete", () => run(() => remove(folder.path)), "link danger"),
+  );
+  draggable(row, folder.path);
+  dropTarget(row, folder.path);
+}
+
+function fileRow(body, file, label) {
+  const row = body.insertRow();
+  row.className = "file";
+  row.dataset.path = file.path;
+  const actions = cells(row, label, size(file.size), when(file.modified_at));
+  actions.append(
+    button("Download", () => run(() => download(file))),
+    button("Versions", () => run(() => showVersions(file))),
+    button("Rename", () => run(() => rename(file.path))),
+    button("Move", () => run(() => chooseAndMove(file.path))),
+    button("Delete", () => run(() => remove(file.path)), "link danger"),
+  );
+  draggable(row, file.path);
+}
+
+/** One page of the folder's direct children (GET /folders): never the subtree below. */
+async function showPage(cursor) {
+  const folder = state.folder;
+  const query = { path: folder, limit: String(state.pageSize) };
+  if (cursor) query.cursor = cursor;
+  const page = await (await api("GET", "/folders", { query })).json();
+  if (folder !== state.folder || state.search) return;
+  $("#account").textContent = page.account;
+  const body = $("#listing tbody");
+  if (!cursor) body.replaceChildren();
+  for (const child of page.folders) folderRow(body, child);
+  for (const file of page.files) fileRow(body, file, file.name);
+  state.cursor = page.next_cursor;
+  $("#more").hidden = !page.next_cursor;
+  $("#empty").hidden = body.rows.length > 0;
+}
+
+async function showSearch(cursor) {
+  const { text, folder } = state.search;
+  const query = { q: text, limit: String(state.pageSize) };
+  if (folder !== "/") query.path = folder;
+  if (cursor) query.cursor = cursor;
+  const page = await (await api("GET", "/files/search", { query })).json();
+  const body = $("#listing tbody");
+  if (!cursor) body.replaceChildren();
+  for (const file of page.files) {
+    const where = link(parentOf(file.path), parentOf(file.path));
+    where.className = "note";
+    fileRow(body, file, [file.name, " ", where]);
+  }
+  state.cursor = page.next_cursor;
+  $("#more").hidden = !page.next_cursor;
+  $("#empty").hidden = body.rows.length > 0;
+  $("#search-note").textContent = `Files whose name contains “${text}” in ${folder}`;
+}
+
+async function refresh() {
+  renderCrumbs(state.folder);
+  const searching = Boolean(state.search);
+  $("#search-note").hidden = !searching;
+  $("#search-clear").hidden = !searching;
+  await (searching ? showSearch(null) : showPage(null));
+  await showUsage();
+}
+
+async function more() {
+  await (state.search ? showSearch(state.cursor) : showPage(state.cursor));
+}
+
+async function showUsage() {
+  const me = await (await api("GET", "/user/me")).json();
+  const { files, versions, trash, quota } = me.usage;
+  const used = files + versions + trash;
+  const usage = $("#usage");
+  usage.textContent = `${size(used)} of ${size(quota)}`;
+  usage.title = `files ${size(files)}, versions ${size(versions)}, trash ${size(trash)}`;
+}
+
+// ---- folders, moves, downloads and deletions --------------------------------------------
+
+async function makeFolder(name) {
+  await api("POST", "/folders", { json: { path: `${state.folder}${name}/` } });
+  await refresh();
+}
+
+async function moveTo(source, folder) {
+  await api("POST", "/files/move", { json: { from: source, to: folder } });
+  await refresh();
+}
+
+async function rename(path) {
+  const name = prompt(`Rename ${path} to:`, nameOf(path));
+  if (!name || name === nameOf(path)) return;
+  if (name.includes("/")) throw new Error("A name cannot contain '/'; use Move.");
+  // The full new path, without a trailing "/": a "to" ending with "/", or naming an existing
+  // folder, would receive the entry inside it (as mv does), where a rename means a new name.
+  const to = `${parentOf(path)}${name}`;
+  if (document.querySelector(`#listing tr[data-folder="${CSS.escape(`${to}/`)}"]`)) {
+    throw new Error(`'${to}/' exists already.`);
+  }
+  await api("POST", "/files/move", { json: { from: path, to } });
+  await refresh();
+}
+
+/** The folder picker: browse folders (GET /folders), then move there. */
+function chooseAndMove(source) {
+  const dialog = $("#move-dialog");
+  let target = parentOf(source);
+  const list = async () => {
+    $("#move-target").textContent = target;
+    const query = { path: target, limit: "200" };
+    const page = await (await api("GET", "/folders", { query })).json();
+    const items = $("#move-folders");
+    items.replaceChildren();
+    for (const child of page.folders) {
+      if (child.path === source) continue; // not into itself
+      const item = document.createElement("li");
+      item.append(
+        button(`${child.name}/`, () => {
+          target = child.path;
+          run(list);
+        }),
+      );
+      items.append(item);
+    }
+  };
+  $("#move-title").textContent = `Move ${source}`;
+  $("#move-up").onclick = () => {
+    target = parentOf(target) || "/";
+    run(list);
+  };
+  $("#move-here").onclick = () => {
+    dialog.close();
+    run(() => moveTo(source, target));
+  };
+  dialog.showModal();
+  return list();
+}
+
+async function fetchFile(query, name) {
   let response;
   try {
     // The API answers a redirect to a presigned GET; fetch follows it (without our token).
-    response = await api("GET", "/files/download", { query: { path: file.id } });
+    response = await api("GET", "/files/download", { query });
   } catch (error) {
     if (error instanceof ApiError) throw error;
     // Storage refused the cross-origin read (no CORS rule): let the API stream it instead.
-    response = await api("GET", "/files/download", { query: { path: file.id, proxy: "true" } });
+    response = await api("GET", "/files/download", { query: { ...query, proxy: "true" } });
   }
   const blob = await response.blob();
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);
-  a.download = file.name;
+  a.download = name;
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
 }
 
-async function remove(file) {
-  if (!confirm(`Delete ${file.path}? This cannot be undone.`)) return;
-  await api("DELETE", "/files", { query: { path: file.id } });
+async function download(file) {
+  await fetchFile({ path: file.id }, file.name);
+}
+
+async function remove(path) {
+  const what = path.endsWith("/") ? `the folder ${path} and everything in it` : path;
+  if (!confirm(`Move ${what} to the trash?`)) return;
+  await api("DELETE", "/files", { query: { path } });
   await refresh();
+}
+
+// ---- versions -----------------------------------------------------------------------------
+
+async function showVersions(file) {
+  const answer = await (await api("GET", "/files/versions", { query: { path: file.id } })).json();
+  $("#versions-title").textContent = `Versions of ${answer.path}`;
+  const body = $("#versions-listing tbody");
+  body.replaceChildren();
+  for (const version of answer.versions) {
+    const row = body.insertRow();
+    row.dataset.version = version.id;
+    const bytes = row.insertCell();
+    bytes.className = "num";
+    bytes.textContent = size(version.size);
+    row.insertCell().textContent = `${when(version.modified_at)}${version.current ? " (current)" : ""}`;
+    const actions = row.insertCell();
+    actions.className = "actions";
+    actions.append(
+      button("Download", () => run(() => fetchFile({ path: file.id, version: version.id }, file.name))),
+    );
+    if (!version.current) {
+      actions.append(
+        button("Restore", () =>
+          run(async () => {
+            await api("POST", `/files/versions/${version.id}/restore`);
+            $("#versions-dialog").close();
+            await refresh();
+          }),
+        ),
+      );
+    }
+  }
+  const dialog = $("#versions-dialog");
+  if (!dialog.open) dialog.showModal();
+}
+
+// ---- trash --------------------------------------------------------------------------------
+
+async function showTrash(cursor) {
+  const query = { limit: String(state.pageSize) };
+  if (cursor) query.cursor = cursor;
+  const page = await (await api("GET", "/trash", { query })).json();
+  const body = $("#trash-listing tbody");
+  if (!cursor) body.replaceChildren();
+  for (const entry of page.entries) {
+    const row = body.insertRow();
+    row.dataset.entry = entry.id;
+    row.dataset.path = entry.path;
+    const path = row.insertCell();
+    path.className = "path";
+    path.textContent = entry.path;
+    for (const text of [String(entry.files), size(entry.size)]) {
+      const cell = row.insertCell();
+      cell.className = "num";
+      cell.textContent = text;
+    }
+    row.insertCell().textContent = when(entry.deleted_at);
+    row.insertCell().textContent = when(entry.purge_at);
+    const actions = row.insertCell();
+    actions.className = "actions";
+    actions.append(
+      button("Restore", () => run(() => restore(entry))),
+      button("Delete forever", () => run(() => purge(entry)), "link danger"),
+    );
+  }
+  state.trashCursor = page.next_cursor;
+  $("#trash-more").hidden = !page.next_cursor;
+  $("#trash-empty").hidden = body.rows.length > 0;
+  await showUsage();
+}
+
+async function restore(entry) {
+  try {
+    await api("POST", `/trash/${entry.id}/restore`);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.code !== "path_taken") throw error;
+    const to = prompt(`${error.message}\nRestore into which folder instead?`, "/restored/");
+    if (!to) return;
+    await api("POST", `/trash/${entry.id}/restore`, { json: { to } });
+  }
+  await showTrash(null);
+}
+
+async function purge(entry) {
+  if (!confirm(`Delete ${entry.path} for good? This cannot be undone.`)) return;
+  await api("DELETE", `/trash/${entry.id}`);
+  await showTrash(null);
+}
+
+async function emptyTrash() {
+  if (!confirm("Delete everything in the trash for good? This cannot be undone.")) return;
+  await api("DELETE", "/trash");
+  await showTrash(null);
 }
 
 // ---- uploads ------------------------------------------------------------------------------
@@ -399,14 +623,25 @@ async function run(action) {
 
 async function show() {
   const signedIn = Boolean(state.token);
+  const inTrash = signedIn && location.hash === "#trash";
   $("#auth").hidden = signedIn;
-  $("#files").hidden = !signedIn;
+  $("#files").hidden = !signedIn || inTrash;
+  $("#trash").hidden = !inTrash;
   $("#account").hidden = !signedIn;
+  $("#usage").hidden = !signedIn;
+  $("#trash-link").hidden = !signedIn;
   $("#signout").hidden = !signedIn;
   document.body.dataset.signedIn = String(signedIn);
-  if (signedIn) {
+  document.body.dataset.view = inTrash ? "trash" : "files";
+  if (inTrash) {
+    await run(() => showTrash(null));
+  } else if (signedIn) {
     const folder = folderFromHash();
-    if (folder !== state.folder) clearFinishedUploads();
+    if (folder !== state.folder) {
+      clearFinishedUploads();
+      state.search = null;
+      $("#search-text").value = "";
+    }
     state.folder = folder;
     await run(refresh);
   } else {
@@ -438,8 +673,22 @@ function wire() {
     event.preventDefault();
     const name = $("#folder-name").value.trim().replace(/^\/+|\/+$/g, "");
     $("#folder-name").value = "";
-    if (name) openFolder(`${state.folder}${name}/`);
+    if (name) run(() => makeFolder(name));
   });
+  $("#search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("#search-text").value.trim();
+    state.search = text ? { text, folder: state.folder } : null;
+    run(refresh);
+  });
+  $("#search-clear").addEventListener("click", () => {
+    state.search = null;
+    $("#search-text").value = "";
+    run(refresh);
+  });
+  $("#more").addEventListener("click", () => run(more));
+  $("#trash-more").addEventListener("click", () => run(() => showTrash(state.trashCursor)));
+  $("#empty-trash").addEventListener("click", () => run(emptyTrash));
   const drop = $("#drop");
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();
@@ -448,6 +697,7 @@ function wire() {
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (event) => {
     event.preventDefault();
+    if (event.dataTransfer.types.includes("application/x-filestore-path")) return; // a row
     drop.classList.remove("over");
     const files = [...event.dataTransfer.files].filter((file) => file.size > 0 || file.type);
     uploadAll(files);
