@@ -2,7 +2,7 @@
 UV := $(shell ./scripts/ensure-uv.sh)
 RUN := $(UV) run --frozen
 
-.PHONY: run test lint sync bench bench-smoke bench-metadata soak browser quota-repro
+.PHONY: run test lint sync bench bench-smoke bench-metadata bench-zip soak browser quota-repro
 
 sync:
 	$(UV) sync --frozen
@@ -45,3 +45,8 @@ quota-repro: sync
 # files, on a database and an API of its own (no storage needed); QUICK=1: 10^3 and 10^4 files.
 bench-metadata: sync
 	QUICK=$(QUICK) $(RUN) python -m bench.metadata
+
+# A folder zip against proxied downloads of the same bytes (issue 21): MB/s and the API's peak
+# RSS, against the stack of `make run` (started if not running); FILES= and MIB= per file.
+bench-zip: sync
+	$(RUN) python -m bench.folder_zip --files $(or $(FILES),5) --mib $(or $(MIB),1024)

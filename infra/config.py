@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # Search reads at most this many of a user's files in path order looking for a page of
     # matches (cheap when matches are common) before it asks the trigram index for every match.
     search_scan_rows: int = Field(default=20_000, ge=100)
+    # A folder zip reads its listing this many files at a time; a folder with at most this many
+    # is sized (its length known before the first byte, so a browser shows progress).
+    zip_page_files: int = Field(default=10_000, ge=1, le=1_000_000)
 
     # How long a deleted file or folder stays in the trash (0: deleted at once), and how many
     # earlier contents an overwrite keeps per file (0: none). Both count against the quota.

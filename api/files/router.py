@@ -1,6 +1,6 @@
 import uuid
 from email.utils import format_datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
@@ -30,15 +30,19 @@ from domain.errors import (
     responses,
 )
 from domain.files import content, service
-from domain.files.paths import folder_prefix, is_folder, parse_reference
+from domain.files.paths import folder_prefix, is_folder, last_segment, parse_reference
 from domain.files.schemas import FileList, FileOut
 from domain.folders import service as folders
+from domain.folders.archive import folder_zip
 from domain.folders.schemas import FolderCopied, FolderDeleted, FolderMoved, TransferIn
+from domain.models import User
 from domain.trash.service import Retention
 from domain.versions import service as versions
 from domain.versions.schemas import VersionList
 from infra import metrics
-from infra.storage.adapter import RangeRefused
+from infra.config import Settings
+from infra.db import Database
+from infra.storage.adapter import RangeRefused, Storage
 
 router = APIRouter(prefix="/files", tags=["files"])
 
@@ -88,8 +92,14 @@ async def download(
     version: Annotated[
         uuid.UUID | None, Query(description="An earlier content (GET /files/versions).")
     ] = None,
+    format: Annotated[
+        Literal["zip"] | None, Query(description="`zip`: the folder `path` as a streamed zip.")
+    ] = None,
 ) -> Response:
-    """Redirect to a short-lived presigned URL, or stream the bytes (``proxy=true``, Range)."""
+    """Redirect to a short-lived presigned URL, or stream the bytes (``proxy=true``, Range);
+    a folder with ``format=zip`` streams as a zip."""
+    if format == "zip":
+        return await _folder_zip(request, user, database, storage, settings, path)
     record = await service.find_file(database, cache, user, parse_reference(path))
     if version is not None:
         record = await versions.version_record(database, user, record, version)
@@ -130,6 +140,30 @@ async def download(
         status_code=status_code,
         media_type=record.content_type or content.DEFAULT_CONTENT_TYPE,
         headers=headers,
+    )
+
+
+async def _folder_zip(
+    request: Request,
+    user: User,
+    database: Database,
+    storage: Storage,
+    settings: Settings,
+    path: str,
+) -> Response:
+    if not path.startswith("/"):
+        raise InvalidPath("format=zip takes a folder's path, e.g. /docs/.")
+    folder = folder_prefix(path)
+    archive = await folder_zip(database, storage, user.id, folder, settings.zip_page_files)
+    name = (last_segment(folder) if folder != "/" else user.login) + ".zip"
+    headers = {"Content-Disposition": content.content_disposition(name)}
+    if archive.length is not None:
+        headers["Content-Length"] = str(archive.length)
+    if is_head(request):
+        await archive.body.aclose()
+        return Response(media_type="application/zip", headers=headers)
+    return StreamingResponse(
+        metrics.count_bytes(archive.body, "out"), media_type="application/zip", headers=headers
     )
 
 

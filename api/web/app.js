@@ -215,6 +215,7 @@ function folderRow(body, folder) {
   row.dataset.folder = folder.path;
   const actions = cells(row, link(`${folder.name}/`, folder.path), "", when(folder.modified_at));
   actions.append(
+    button("Zip", () => run(() => fetchFile({ path: folder.path, format: "zip" }, `${folder.name}.zip`))),
     button("Rename", () => run(() => rename(folder.path))),
     button("Move", () => run(() => chooseAndMove(folder.path))),
     button("Delete", () => run(() => remove(folder.path)), "link danger"),

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import time
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -241,10 +242,11 @@ async def _children(base_url: str, headers: dict[str, str], folder: str) -> list
 async def test_the_page_browses_folders_moves_searches_and_keeps_versions_and_a_trash(
     browser: Browser, running_service: Service, tmp_path: Path
 ) -> None:
-    """Folders through GET /folders a page at a time (never GET /files), new folder, rename,
-    move by the picker and by drag and drop, a 409 shown, search, versions (download, restore),
-    delete with a confirmation into the trash, and the trash view (restore, delete forever,
-    empty). The server's state is checked through the API after each step."""
+    """Folders through GET /folders a page at a time (never GET /files), a folder's zip, new
+    folder, rename, move by the picker and by drag and drop, a 409 shown, search, versions
+    (download, restore), delete with a confirmation into the trash, and the trash view
+    (restore, delete forever, empty). The server's state is checked through the API after each
+    step."""
     base_url, _, _ = running_service
     login, password = f"tree{time.time_ns() % 10**10}", "tree-pass-1234"
     headers = await _seeded_account(base_url, login, password)
@@ -275,6 +277,16 @@ async def test_the_page_browses_folders_moves_searches_and_keeps_versions_and_a_
         await page.click("#signin-button")
         await page.wait_for_selector('tr[data-folder="/big/"]')
         assert await page.locator("#listing tbody tr").count() == 4  # big/ docs/ + 2 files
+
+        # A folder downloads as a zip of what lies below it.
+        async with page.expect_download() as zip_info:
+            await page.locator('tr[data-folder="/big/"]').get_by_role("button", name="Zip").click()
+        zipped = await zip_info.value
+        assert zipped.suggested_filename == "big.zip"
+        await zipped.save_as(tmp_path / "big.zip")
+        with zipfile.ZipFile(tmp_path / "big.zip") as archive:
+            assert sorted(archive.namelist()) == [f"f{n}.txt" for n in range(5)]
+            assert archive.read("f3.txt") == b"file 3"
 
         # Paging: two entries a page in a five-file folder, "Load more" until the end.
         await page.evaluate("() => { window.filestore.pageSize = 2; }")
