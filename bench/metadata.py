@@ -281,23 +281,28 @@ async def _check(owner: Account, tree: Tree) -> None:
 
 
 class _Recorder:
-    """Stands in for a session: keeps the statements a repository method would execute."""
+    """Stands in for a session: keeps the statements a repository method would execute. Given
+    a connection, it also runs them (reads only) so that a method which chooses its next
+    statement by an earlier answer (search) takes the branch the API takes."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: asyncpg.Connection | None = None) -> None:
+        self.db = db
         self.statements: list[ClauseElement] = []
+        self.rows: list[Any] = []
 
     async def execute(self, statement: ClauseElement, params: object = None) -> "_Recorder":
         self.statements.append(statement)
+        self.rows = await self.db.fetch(_sql(statement)) if self.db is not None else []
         return self
 
     def scalars(self) -> "_Recorder":
         return self
 
     def all(self) -> list[object]:
-        return []
+        return list(self.rows)
 
     def scalar_one(self) -> int:
-        return 0
+        return int(self.rows[0][0]) if self.rows else 0
 
     def scalar_one_or_none(self) -> None:
         return None
@@ -306,15 +311,19 @@ class _Recorder:
         return 0, 0
 
 
-async def _statements(owner: uuid.UUID, call: Callable[[Any], Awaitable[object]]) -> list[str]:
-    """The SQL (binds inlined) of what ``call`` runs on a repository, exactly as the API does."""
-    recorder = _Recorder()
-    await call(recorder)
+def _sql(statement: ClauseElement) -> str:
     dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]
-    return [
-        str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        for statement in recorder.statements
-    ]
+    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+async def _statements(
+    owner: uuid.UUID, call: Callable[[Any], Awaitable[object]], reads: asyncpg.Connection | None
+) -> list[str]:
+    """The SQL (binds inlined) of what ``call`` runs on a repository, exactly as the API does;
+    ``reads`` runs them too (for read-only calls)."""
+    recorder = _Recorder(reads)
+    await call(recorder)
+    return [_sql(statement) for statement in recorder.statements]
 
 
 async def explain(
@@ -352,7 +361,8 @@ async def explain(
         transaction = db.transaction()
         await transaction.start()
         try:
-            for sql in await _statements(owner, call):
+            reads = db if name.startswith("search") else None
+            for sql in await _statements(owner, call, reads):
                 rows = await db.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql)
                 plans[name].append("\n".join(row[0] for row in rows))
         finally:

@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     download_proxy_default: bool = False
     stream_chunk_bytes: int = 1024 * 1024
     # Search reads at most this many of a user's files in path order looking for a page of
-    # matches (cheap when matches are common) before it asks the trigram index for every match.
-    search_scan_rows: int = Field(default=20_000, ge=100)
+    # matches (cheap when matches are common); failing that, up to this many matches are
+    # sorted whole, and more mean a common word whose matches sort late (walked unbounded).
+    search_scan_rows: int = Field(default=2_000, ge=100)
     # A folder zip reads its listing this many files at a time; a folder with at most this many
     # is sized (its length known before the first byte, so a browser shows progress).
     zip_page_files: int = Field(default=10_000, ge=1, le=1_000_000)

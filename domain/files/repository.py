@@ -363,11 +363,13 @@ class FileRepository:
     ) -> Sequence[File]:
         """Files with content whose name contains ``text``, case-insensitive, by path.
 
-        Two plans, because neither suits every word: a common word fills a page within the
-        first few of the owner's files in path order, a rare one (or one whose matches all sort
-        late) makes that walk read every file. So the walk reads at most ``scan_rows`` files;
-        when that does not fill the page, every match comes from the trigram index and is
-        sorted (few, or the walk would have found them).
+        No one plan suits every word: a common word fills a page within the first few of the
+        owner's files in path order, a rare one (or one whose matches all sort late) makes that
+        walk read every file, and sorting every match the trigram index finds costs a heap
+        fetch per match. So the walk reads at most ``scan_rows`` files; when that does not fill
+        the page, the index counts the matches up to ``scan_rows``: that few are sorted whole,
+        and more mean the word is common (its matches merely sort late), so a walk without a
+        row bound fills the page after reading about as many files as sort before them.
         """
         conditions = [File.owner_id == self.owner_id, File.object_key.is_not(None)]
         if prefix and prefix != "/":
@@ -387,6 +389,16 @@ class FileRepository:
         found = (await self.session.execute(walk)).scalars().all()
         if len(found) == limit:
             return found
+        matching = select(File.id).where(*conditions, File.name.ilike(pattern, escape="\\"))
+        counted = select(func.count()).select_from(matching.limit(scan_rows + 1).subquery())
+        if (await self.session.execute(counted)).scalar_one() > scan_rows:
+            unbounded = (
+                select(File)
+                .where(*conditions, File.name.ilike(pattern, escape="\\"))
+                .order_by(File.path)
+                .limit(limit)
+            )
+            return (await self.session.execute(unbounded)).scalars().all()
         matches = (
             select(File)
             .where(*conditions, File.name.ilike(pattern, escape="\\"))

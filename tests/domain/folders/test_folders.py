@@ -453,8 +453,9 @@ async def test_moving_a_file_to_a_folder_path_keeps_its_name(
 async def test_search_answers_the_same_from_either_plan(
     client: httpx.AsyncClient, alice: Account, app: FastAPI, scan_rows: int
 ) -> None:
-    """The walk in path order (when it fills the page within ``scan_rows`` files) and the
-    trigram index (when it does not) give the same page."""
+    """Every plan gives the same page: the walk in path order (when it fills the page within
+    ``scan_rows`` files), every match sorted (``scan_rows`` 3: at most that many match), and
+    the walk without a row bound (``scan_rows`` 1: more match)."""
     await stored(client, alice, "/a/hit-1", "/a/miss", "/b/miss", "/c/HIT-2", "/d/hit-3")
     async with app.state.sessionmaker() as session:
         files = FileRepository(session, alice.id)
