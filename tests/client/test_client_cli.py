@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from client import Client, File, FilestoreError, Folder, FolderTransfer, StateFile
+from client import Client, File, FilestoreError, Folder, FolderTransfer, Restored, StateFile
 from tests.api.test_e2e import running_service
 
 __all__ = ["running_service"]  # the e2e fixture: make run's stack on free ports
@@ -502,3 +502,49 @@ def test_cli_cp_past_the_quota_is_refused(cli_env: dict[str, str], tmp_path: Pat
         "/copy1.bin",
         "/copy2.bin",
     ]
+
+
+def test_client_trash_versions_and_usage(running_service: Service, tmp_path: Path) -> None:
+    url = running_service[0]
+    with _account(url) as api:
+        first = _write(tmp_path / "v1" / "a.txt", 100)
+        second = _write(tmp_path / "v2" / "a.txt", 250)
+        api.upload(tmp_path / "v1" / "a.txt", "/t/a.txt")
+        current = api.upload(tmp_path / "v2" / "a.txt", "/t/a.txt").file  # an overwrite
+
+        current_version, earlier = api.versions("/t/a.txt")
+        assert (current_version.id, current_version.current) == (current.id, True)
+        assert (earlier.size, earlier.sha256, earlier.current) == (100, _sha(first), False)
+        api.download("/t/a.txt", tmp_path / "old.txt", version=earlier.id)
+        assert (tmp_path / "old.txt").read_bytes() == first
+        api.download("/t/a.txt", tmp_path / "new.txt")
+        assert (tmp_path / "new.txt").read_bytes() == second
+        assert api.account().usage.versions == 100
+
+        restored_file = api.restore_version(earlier.id)
+        assert (restored_file.id, restored_file.size) == (current.id, 100)
+        [_, replaced] = api.versions("/t/a.txt")
+        assert (replaced.size, replaced.sha256) == (250, _sha(second))
+        api.delete_version(replaced.id)
+        with pytest.raises(FilestoreError) as no_version:
+            api.delete_version(replaced.id)
+        assert (no_version.value.status, no_version.value.code) == (404, "version_not_found")
+
+        assert api.delete_folder("/t/") == 1
+        [entry] = api.iter_trash()
+        assert (entry.path, entry.kind, entry.files, entry.size) == ("/t/", "folder", 1, 100)
+        usage = api.account().usage
+        assert (usage.files, usage.versions, usage.trash, usage.quota) == (0, 0, 100, QUOTA)
+        api.make_folder("/t/")
+        with pytest.raises(FilestoreError) as taken:
+            api.restore(entry.id)
+        assert (taken.value.status, taken.value.code) == (409, "path_taken")
+        assert api.restore(entry.id, to="/back/") == Restored("/back/t/", 1)
+        assert [f.path for f in api.iter_files()] == ["/back/t/a.txt"]
+        with pytest.raises(FilestoreError) as gone:
+            api.purge(entry.id)
+        assert (gone.value.status, gone.value.code) == (404, "trash_not_found")
+        api.delete("/back/t/a.txt")
+        assert api.empty_trash() == 1
+        assert list(api.iter_trash()) == []
+        assert api.account().usage.used == 0
