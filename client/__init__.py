@@ -1,5 +1,5 @@
 """A typed client of the filestore API (httpx): sign in, list, upload, download, delete,
-make folders, move, copy and search.
+make folders, move, copy, search, and bring back from the trash or an earlier version.
 
 from client import Client
 
@@ -15,6 +15,7 @@ with Client("http://127.0.0.1:8080") as api:
 from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client
 from client.errors import FilestoreError
 from client.models import (
+    Account,
     DownloadResult,
     File,
     Folder,
@@ -23,9 +24,14 @@ from client.models import (
     NoProgress,
     Page,
     Progress,
+    Restored,
     StoredPart,
+    TrashEntry,
+    TrashPage,
     UploadResult,
     UploadState,
+    Usage,
+    Version,
 )
 from client.pacing import Paced, RateLimit, parse_rate
 from client.state import PendingDownload, PendingUpload, StateFile
@@ -33,6 +39,7 @@ from client.state import PendingDownload, PendingUpload, StateFile
 __all__ = [
     "DEFAULT_JOBS",
     "DEFAULT_MULTIPART_THRESHOLD",
+    "Account",
     "Client",
     "DownloadResult",
     "File",
@@ -47,9 +54,14 @@ __all__ = [
     "PendingUpload",
     "Progress",
     "RateLimit",
+    "Restored",
     "StateFile",
     "StoredPart",
+    "TrashEntry",
+    "TrashPage",
     "UploadResult",
     "UploadState",
+    "Usage",
+    "Version",
     "parse_rate",
 ]

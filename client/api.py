@@ -22,6 +22,7 @@ import httpx
 
 from client.errors import FilestoreError
 from client.models import (
+    Account,
     DownloadResult,
     File,
     Folder,
@@ -30,9 +31,13 @@ from client.models import (
     NoProgress,
     Page,
     Progress,
+    Restored,
     StoredPart,
+    TrashEntry,
+    TrashPage,
     UploadResult,
     UploadState,
+    Version,
 )
 from client.state import PendingDownload, PendingUpload, StateFile
 
@@ -142,6 +147,11 @@ class Client:
     def me(self) -> str:
         """The signed-in account's login (checks the token)."""
         return self.list_files(limit=1).account
+
+    def account(self) -> Account:
+        """The signed-in account, with the bytes it keeps: files, versions, trash, and its
+        quota (which holds their sum)."""
+        return Account.of(self._call("GET", "/user/me").json())
 
     # -- listing, state, deletion -----------------------------------------------------------
 
@@ -263,6 +273,56 @@ class Client:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    # -- trash and versions -----------------------------------------------------------------
+
+    def list_trash(self, limit: int = 100, cursor: str | None = None) -> TrashPage:
+        """One page of the trash, newest first: deleted files, and folders as one entry each."""
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        body = self._call("GET", "/trash", params=params).json()
+        return TrashPage([TrashEntry.of(e) for e in body["entries"]], body["next_cursor"])
+
+    def iter_trash(self, page_size: int = 1000) -> Iterator[TrashEntry]:
+        """Every trash entry, following ``next_cursor``."""
+        cursor = None
+        while True:
+            page = self.list_trash(page_size, cursor)
+            yield from page.entries
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def restore(self, entry_id: str, to: str | None = None) -> Restored:
+        """Put a trash entry back where it was, or at ``to`` (read as a move's target: a full
+        path, or a folder to keep the name); 409 ``path_taken`` when something holds that path
+        now, 404 ``trash_not_found`` when it was restored or purged already."""
+        body = {"to": to} if to is not None else None
+        answer = self._call("POST", f"/trash/{entry_id}/restore", json=body).json()
+        return Restored(answer["path"], int(answer["files"]))
+
+    def purge(self, entry_id: str) -> int:
+        """Delete one trash entry for good (and its files' versions); returns 1."""
+        return int(self._call("DELETE", f"/trash/{entry_id}").json()["purged"])
+
+    def empty_trash(self) -> int:
+        """Delete every trash entry for good; returns how many went."""
+        return int(self._call("DELETE", "/trash").json()["purged"])
+
+    def versions(self, path: str) -> list[Version]:
+        """A file's (path or id) contents: the current one first, then the earlier ones an
+        overwrite kept, newest first."""
+        body = self._call("GET", "/files/versions", params={"path": path}).json()
+        return [Version.of(v) for v in body["versions"]]
+
+    def restore_version(self, version_id: str) -> File:
+        """Make an earlier content current again; the content it replaces becomes a version."""
+        return File.of(self._call("POST", f"/files/versions/{version_id}/restore").json())
+
+    def delete_version(self, version_id: str) -> None:
+        """Delete an earlier content for good (404 ``version_not_found`` if there is none)."""
+        self._call("DELETE", f"/files/versions/{version_id}")
 
     def upload_state(self, upload_id: str) -> UploadState:
         return UploadState.of(self._call("GET", f"/files/uploads/{upload_id}").json())
@@ -517,8 +577,10 @@ class Client:
         local: str | os.PathLike[str],
         *,
         progress: Progress | None = None,
+        version: str | None = None,
     ) -> DownloadResult:
-        """Download ``remote`` (path or id) to ``local``.
+        """Download ``remote`` (path or id) to ``local``: its current content, or the earlier
+        one ``version`` names (an id from ``versions``).
 
         The bytes land in ``<local>.filestore-part`` first and are renamed once complete; a
         partial file left by an interrupted run is continued with ``Range`` if the object is
@@ -527,14 +589,16 @@ class Client:
         partial = target.with_name(target.name + PARTIAL_SUFFIX)
         progress = progress or NoProgress()
         key = str(partial.resolve())
+        # A version is a content of its own: a partial copy of another is not continued.
+        source = remote if version is None else f"{remote}@{version}"
         known = self.state.pending_download(key) if self.state else None
-        if known is None or known.remote != remote or not partial.exists():
+        if known is None or known.remote != source or not partial.exists():
             known = None
-        url = self._download_url(remote)
-        fetched = self._fetch(url, partial, known, remote, progress)
+        url = self._download_url(remote, version)
+        fetched = self._fetch(url, partial, known, source, progress)
         if fetched is None:  # the partial file is not a prefix of this object: start over
             partial.unlink(missing_ok=True)
-            fetched = self._fetch(url, partial, None, remote, progress)
+            fetched = self._fetch(url, partial, None, source, progress)
             assert fetched is not None
         total, received, offset = fetched
         if partial.stat().st_size != total:
@@ -544,11 +608,12 @@ class Client:
             self.state.forget_download(key)
         return DownloadResult(str(target), total, received, offset)
 
-    def _download_url(self, remote: str) -> str:
+    def _download_url(self, remote: str, version: str | None = None) -> str:
         # proxy=false: a redirect even where the API streams by default; storage serves Range.
-        answer = self._api.get(
-            "/files/download", params={"path": remote, "proxy": "false"}, headers=self._headers()
-        )
+        params = {"path": remote, "proxy": "false"}
+        if version is not None:
+            params["version"] = version
+        answer = self._api.get("/files/download", params=params, headers=self._headers())
         if answer.status_code >= 400:
             raise FilestoreError.of(answer)
         url = answer.headers.get("location")

@@ -12,7 +12,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -34,10 +35,11 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client
 from client.errors import FilestoreError
-from client.models import File, Folder, FolderTransfer, UploadResult
+from client.models import File, Folder, FolderTransfer, TrashEntry, UploadResult, Version
 from client.models import Progress as TransferProgress
 from client.pacing import Paced, RateLimit, parse_rate
 from client.state import StateFile
@@ -538,8 +540,13 @@ def get(
         Path | None, typer.Argument(help="Where to write it (default: its name, here).")
     ] = None,
     limit_rate: LimitRate = None,
+    version: Annotated[
+        uuid.UUID | None,
+        typer.Option("--version", metavar="ID", help="An earlier content (`filestore versions`)."),
+    ] = None,
 ) -> None:
-    """Download a file; an interrupted download resumes where it stopped."""
+    """Download a file, or one of its versions; an interrupted download resumes where it
+    stopped."""
     target = local or Path(remote.rstrip("/").rsplit("/", 1)[-1] or "download")
     if target.is_dir():
         target = target / remote.rstrip("/").rsplit("/", 1)[-1]
@@ -547,7 +554,12 @@ def get(
     with _client() as api, _progress() as progress:
         try:
             bar = _Bar(progress, target.name)
-            result = api.download(remote, target, progress=_paced(bar, limit_rate))
+            result = api.download(
+                remote,
+                target,
+                progress=_paced(bar, limit_rate),
+                version=str(version) if version else None,
+            )
             bar.flush()
         except KeyboardInterrupt:
             _stop(progress)
@@ -611,6 +623,237 @@ def status(
         stored = sum(part.size for part in parts)
         out.print(f"stored: {len(parts)} part(s), {_size(stored)}", highlight=False)
     out.print(f"created {state.created_at}, URLs expire {state.expires_at}", highlight=False)
+
+
+def _show_records(
+    records: Iterable[Any],
+    as_json: bool,
+    plain: Callable[[Any], Sequence[str]],
+    columns: Sequence[tuple[str, JustifyMethod]],
+    cells: Callable[[Any], Sequence[str | Text]],
+    footer: Callable[[list[Any]], str],
+) -> None:
+    """Dataclasses as JSON lines in the API's shapes, as tab-separated ``plain`` fields for pipes
+    (whole, never shortened), or as a table of ``columns`` (name, justify) with a ``footer``."""
+    if as_json:
+        for record in records:
+            sys.stdout.write(json.dumps(asdict(record)) + "\n")
+        return
+    if not out.is_terminal:
+        for record in records:
+            sys.stdout.write("\t".join(plain(record)) + "\n")
+        return
+    shown = list(records)
+    table = Table(box=None, header_style="bold")
+    for name, justify in columns:
+        # A narrow terminal shortens the other columns (as `ls` does), never an id, which the
+        # next command takes, nor a path below a readable width.
+        table.add_column(
+            name,
+            justify=justify,
+            no_wrap=True,
+            min_width={"id": 36, "path": 16}.get(name),
+        )
+    for record in shown:
+        table.add_row(*cells(record))
+    out.print(table)
+    out.print(escape(footer(shown)), style="dim", highlight=False)
+
+
+def _entries(count: int) -> str:
+    return f"{count} entry" if count == 1 else f"{count} entries"
+
+
+trash_app = typer.Typer(
+    help="Deleted files and folders: list them, put them back, or delete them for good.",
+    no_args_is_help=True,
+)
+app.add_typer(trash_app, name="trash")
+
+EntryId = Annotated[uuid.UUID, typer.Argument(metavar="ID", help="A trash entry's id.")]
+
+
+@trash_app.command("ls")
+def trash_list(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """What was deleted, newest first (a folder is one entry), and when each goes for good."""
+
+    def cells(entry: TrashEntry) -> list[str | Text]:
+        # To the minute, and a folder's file count left to the footer: room for the path.
+        deleted, purged = _modified(entry.deleted_at)[:16], _modified(entry.purge_at)[:16]
+        return [entry.id, Text(entry.path), entry.kind, _size(entry.size), deleted, purged]
+
+    def footer(shown: list[TrashEntry]) -> str:
+        files, size = sum(e.files for e in shown), sum(e.size for e in shown)
+        return f"{_entries(len(shown))} ({files} file(s)), {_size(size)}"
+
+    with _client() as api:
+        _show_records(
+            api.iter_trash(),
+            as_json,
+            lambda e: [e.id, e.path, e.kind, str(e.files), str(e.size), e.deleted_at, e.purge_at],
+            [
+                ("id", "left"),
+                ("path", "left"),
+                ("kind", "left"),
+                ("size", "right"),
+                ("deleted", "left"),
+                ("purge at", "left"),
+            ],
+            cells,
+            footer,
+        )
+
+
+@trash_app.command("restore")
+def trash_restore(
+    entry_id: EntryId,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", metavar="PATH", help="Put it here instead: a full path, or a folder/."
+        ),
+    ] = None,
+) -> None:
+    """Put an entry back where it was (or at --to), with its ids, dates and versions."""
+    with _client() as api:
+        try:
+            restored = api.restore(str(entry_id), to)
+        except FilestoreError as error:
+            if error.code != "path_taken":
+                raise
+            hint = "choose another --to" if to else "pass --to PATH to restore it elsewhere"
+            _fail(f"{error.detail} [{error.code}] ({hint})")
+    files = f" ({restored.files} file(s))" if restored.path.endswith("/") else ""
+    out.print(f"restored {escape(restored.path)}{files}", highlight=False)
+
+
+@trash_app.command("rm")
+def trash_remove(
+    entry_ids: Annotated[list[uuid.UUID], typer.Argument(metavar="ID", help="Trash entries' ids.")],
+) -> None:
+    """Delete trash entries for good (their files' versions too), freeing their bytes."""
+    with _client() as api:
+        for entry_id in entry_ids:
+            api.purge(str(entry_id))
+            out.print(f"deleted for good {entry_id}", highlight=False)
+
+
+@trash_app.command("empty")
+def trash_empty(
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Yes: delete everything in the trash for good.")
+    ] = False,
+) -> None:
+    """Delete every entry of the trash for good (asks for --yes: nothing brings them back)."""
+    if not yes:
+        _fail("emptying the trash deletes every entry for good: pass --yes to do it.", 2)
+    with _client() as api:
+        purged = api.empty_trash()
+    out.print(f"emptied the trash: {_entries(purged)} deleted for good", highlight=False)
+
+
+class _ListByDefault(TyperGroup):
+    """``filestore versions PATH`` lists a file's versions (as ``versions ls PATH``); the other
+    subcommands act on a version's id. A path starts with '/' and an id is a UUID, so neither
+    can be taken for a subcommand's name."""
+
+    # Typer makes its groups' contexts typer.Context; the base class says its vendored click's.
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["ls", *args]
+        return super().parse_args(ctx, args)
+
+
+versions_app = typer.Typer(
+    cls=_ListByDefault,
+    help="A file's versions: `filestore versions PATH` lists them; restore or delete one by id.",
+    no_args_is_help=True,
+)
+app.add_typer(versions_app, name="versions")
+
+VersionId = Annotated[
+    uuid.UUID, typer.Argument(metavar="ID", help="A version's id (`filestore versions PATH`).")
+]
+
+
+@versions_app.command("ls")
+def versions_list(
+    path: Annotated[str, typer.Argument(help="File path or id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """A file's contents: the current one first, then those overwrites kept, newest first."""
+
+    def cells(version: Version) -> list[str | Text]:
+        return [
+            version.id,
+            _size(version.size),
+            _modified(version.modified_at)[:16],
+            (version.sha256 or "-")[:12],
+            "current" if version.current else "",
+        ]
+
+    with _client() as api:
+        _show_records(
+            api.versions(path),
+            as_json,
+            lambda v: [
+                v.id,
+                str(v.size),
+                v.modified_at,
+                v.sha256 or "-",
+                "current" if v.current else "-",
+            ],
+            [
+                ("id", "left"),
+                ("size", "right"),
+                ("modified", "left"),
+                ("sha256", "left"),
+                ("", "left"),
+            ],
+            cells,
+            lambda shown: f"{path}: {len(shown)} version(s), the current one included",
+        )
+
+
+@versions_app.command("restore")
+def versions_restore(version_id: VersionId) -> None:
+    """Make an earlier content current again; the content it replaces is kept as a version."""
+    with _client() as api:
+        file = api.restore_version(str(version_id))
+    out.print(f"restored {escape(file.path)} to {version_id} ({_size(file.size)})", highlight=False)
+
+
+@versions_app.command("rm")
+def versions_remove(
+    version_ids: Annotated[list[uuid.UUID], typer.Argument(metavar="ID", help="Versions' ids.")],
+) -> None:
+    """Delete earlier contents for good, freeing their bytes (the current one stays)."""
+    with _client() as api:
+        for version_id in version_ids:
+            api.delete_version(str(version_id))
+            out.print(f"deleted version {version_id}", highlight=False)
+
+
+@app.command()
+def whoami(
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
+) -> None:
+    """The signed-in account, and the bytes it keeps: files, versions and trash."""
+    with _client() as api:
+        account = api.account()
+    if as_json:
+        sys.stdout.write(json.dumps(asdict(account)) + "\n")
+        return
+    usage = account.usage
+    share = f" ({usage.used / usage.quota:.1%})" if usage.quota else ""
+    out.print(f"{escape(account.login)} on {escape(_url())}", highlight=False)
+    out.print(f"used {_size(usage.used)} of {_size(usage.quota)}{share}", highlight=False)
+    for name, value in (("files", usage.files), ("versions", usage.versions)):
+        out.print(f"  {name:<9}{_size(value):>10}", highlight=False)
+    hint = "  (`filestore trash empty --yes` frees it)" if usage.trash else ""
+    out.print(f"  {'trash':<9}{_size(usage.trash):>10}{hint}", highlight=False)
 
 
 def main() -> None:

@@ -70,6 +70,102 @@ class FolderTransfer:
     path: str
 
 
+@dataclass(frozen=True)
+class TrashEntry:
+    """A deleted file or folder (a folder is one entry; its ``path`` ends with ``/``), deleted
+    for good at ``purge_at``; ``size`` is its files' bytes, their versions apart."""
+
+    id: str
+    path: str
+    kind: Literal["file", "folder"]
+    files: int
+    size: int
+    deleted_at: str
+    purge_at: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "TrashEntry":
+        return cls(
+            id=body["id"],
+            path=body["path"],
+            kind=body["kind"],
+            files=body["files"],
+            size=body["size"],
+            deleted_at=body["deleted_at"],
+            purge_at=body["purge_at"],
+        )
+
+
+@dataclass(frozen=True)
+class TrashPage:
+    entries: list[TrashEntry]  # newest first
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A trash entry put back: where it is now, and how many files came back."""
+
+    path: str
+    files: int
+
+
+@dataclass(frozen=True)
+class Version:
+    """One content of a file: the current one (``current``; its id is the file's) or an earlier
+    one an overwrite kept."""
+
+    id: str
+    size: int
+    etag: str | None
+    sha256: str | None
+    modified_at: str
+    current: bool
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Version":
+        return cls(
+            id=body["id"],
+            size=body["size"],
+            etag=body.get("etag"),
+            sha256=body.get("sha256"),
+            modified_at=body["modified_at"],
+            current=body["current"],
+        )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Bytes the account keeps, by where they are; the quota holds their sum."""
+
+    files: int
+    versions: int
+    trash: int
+    quota: int
+
+    @property
+    def used(self) -> int:
+        return self.files + self.versions + self.trash
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    login: str
+    created_at: str
+    usage: Usage
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Account":
+        usage = body["usage"]
+        return cls(
+            id=body["id"],
+            login=body["login"],
+            created_at=body["created_at"],
+            usage=Usage(usage["files"], usage["versions"], usage["trash"], usage["quota"]),
+        )
+
+
 UploadStatus = Literal["pending", "completed", "rejected", "expired", "failed", "aborted"]
 
 

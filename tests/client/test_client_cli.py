@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from client import Client, File, FilestoreError, Folder, FolderTransfer, StateFile
+from client import Client, File, FilestoreError, Folder, FolderTransfer, Restored, StateFile
 from tests.api.test_e2e import running_service
 
 __all__ = ["running_service"]  # the e2e fixture: make run's stack on free ports
@@ -502,3 +502,166 @@ def test_cli_cp_past_the_quota_is_refused(cli_env: dict[str, str], tmp_path: Pat
         "/copy1.bin",
         "/copy2.bin",
     ]
+
+
+def test_client_trash_versions_and_usage(running_service: Service, tmp_path: Path) -> None:
+    url = running_service[0]
+    with _account(url) as api:
+        first = _write(tmp_path / "v1" / "a.txt", 100)
+        second = _write(tmp_path / "v2" / "a.txt", 250)
+        api.upload(tmp_path / "v1" / "a.txt", "/t/a.txt")
+        current = api.upload(tmp_path / "v2" / "a.txt", "/t/a.txt").file  # an overwrite
+
+        current_version, earlier = api.versions("/t/a.txt")
+        assert (current_version.id, current_version.current) == (current.id, True)
+        assert (earlier.size, earlier.sha256, earlier.current) == (100, _sha(first), False)
+        api.download("/t/a.txt", tmp_path / "old.txt", version=earlier.id)
+        assert (tmp_path / "old.txt").read_bytes() == first
+        api.download("/t/a.txt", tmp_path / "new.txt")
+        assert (tmp_path / "new.txt").read_bytes() == second
+        assert api.account().usage.versions == 100
+
+        restored_file = api.restore_version(earlier.id)
+        assert (restored_file.id, restored_file.size) == (current.id, 100)
+        [_, replaced] = api.versions("/t/a.txt")
+        assert (replaced.size, replaced.sha256) == (250, _sha(second))
+        api.delete_version(replaced.id)
+        with pytest.raises(FilestoreError) as no_version:
+            api.delete_version(replaced.id)
+        assert (no_version.value.status, no_version.value.code) == (404, "version_not_found")
+
+        assert api.delete_folder("/t/") == 1
+        [entry] = api.iter_trash()
+        assert (entry.path, entry.kind, entry.files, entry.size) == ("/t/", "folder", 1, 100)
+        usage = api.account().usage
+        assert (usage.files, usage.versions, usage.trash, usage.quota) == (0, 0, 100, QUOTA)
+        api.make_folder("/t/")
+        with pytest.raises(FilestoreError) as taken:
+            api.restore(entry.id)
+        assert (taken.value.status, taken.value.code) == (409, "path_taken")
+        assert api.restore(entry.id, to="/back/") == Restored("/back/t/", 1)
+        assert [f.path for f in api.iter_files()] == ["/back/t/a.txt"]
+        with pytest.raises(FilestoreError) as gone:
+            api.purge(entry.id)
+        assert (gone.value.status, gone.value.code) == (404, "trash_not_found")
+        api.delete("/back/t/a.txt")
+        assert api.empty_trash() == 1
+        assert list(api.iter_trash()) == []
+        assert api.account().usage.used == 0
+
+
+def test_cli_trash_ls_restore_rm_empty(cli_env: dict[str, str], tmp_path: Path) -> None:
+    tree = tmp_path / "docs"
+    _write(tree / "a.txt", 100)
+    _write(tree / "sub" / "b.txt", 200)
+    _write(tmp_path / "c.txt", 30)
+    assert _cli(cli_env, "put", "-r", str(tree), "/docs/").returncode == 0
+    assert _cli(cli_env, "put", str(tmp_path / "c.txt"), "/c.txt").returncode == 0
+    assert _cli(cli_env, "rm", "/c.txt").returncode == 0
+    assert _cli(cli_env, "rm", "-r", "/docs/").returncode == 0
+
+    # Piped: whole fields, tab-separated, newest first; --json: the API's shapes.
+    entries = _lines(_cli(cli_env, "trash", "ls"))
+    assert [line[1:5] for line in entries] == [
+        ["/docs/", "folder", "2", "300"],
+        ["/c.txt", "file", "1", "30"],
+    ]
+    folder_id, file_id = entries[0][0], entries[1][0]
+    shapes = [
+        json.loads(line) for line in _cli(cli_env, "trash", "ls", "--json").stdout.splitlines()
+    ]
+    assert set(shapes[0]) == {"id", "path", "kind", "files", "size", "deleted_at", "purge_at"}
+    assert shapes[0]["purge_at"] > shapes[0]["deleted_at"]
+    table = _cli(
+        {**cli_env, "TTY_COMPATIBLE": "1", "NO_COLOR": "1", "COLUMNS": "80"}, "trash", "ls"
+    )
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", table.stdout)
+    assert folder_id in shown and file_id in shown  # whole, even on a narrow terminal
+    assert "/docs/" in shown and "/c.txt" in shown
+    assert "2 entries (3 file(s)), 330 B" in shown
+
+    restored = _cli(cli_env, "trash", "restore", file_id)
+    assert restored.stdout.strip() == "restored /c.txt", restored.stderr
+    assert _cli(cli_env, "mkdir", "/docs/").returncode == 0  # the folder's path is taken now
+    _refused(
+        _cli(cli_env, "trash", "restore", folder_id),
+        1,
+        "'/docs/' exists; folders are not merged. [path_taken] (pass --to PATH",
+    )
+    _refused(_cli(cli_env, "trash", "restore", folder_id, "--to", "/c.txt"), 1, "choose another")
+    elsewhere = _cli(cli_env, "trash", "restore", folder_id, "--to", "/back/")
+    assert elsewhere.stdout.strip() == "restored /back/docs/ (2 file(s))", elsewhere.stderr
+    assert [line[0] for line in _lines(_cli(cli_env, "ls", "-r", "/back/"))] == [
+        "/back/docs/a.txt",
+        "/back/docs/sub/b.txt",
+    ]
+    _refused(_cli(cli_env, "trash", "restore", folder_id), 1, "[trash_not_found]")
+    assert _lines(_cli(cli_env, "trash", "ls")) == []
+
+    # For good: one entry by id, then everything (only with --yes).
+    assert _cli(cli_env, "rm", "/c.txt", "/back/docs/a.txt", "/back/docs/sub/b.txt").returncode == 0
+    first, *rest = [line[0] for line in _lines(_cli(cli_env, "trash", "ls"))]
+    purged = _cli(cli_env, "trash", "rm", first)
+    assert purged.stdout.strip() == f"deleted for good {first}", purged.stderr
+    _refused(_cli(cli_env, "trash", "rm", first), 1, "No such trash entry")
+    assert _cli(cli_env, "trash", "rm", "not-an-id").returncode == 2
+    _refused(_cli(cli_env, "trash", "empty"), 2, "pass --yes")
+    assert [line[0] for line in _lines(_cli(cli_env, "trash", "ls"))] == rest  # nothing went
+    emptied = _cli(cli_env, "trash", "empty", "--yes")
+    assert emptied.stdout.strip() == "emptied the trash: 2 entries deleted for good"
+    assert _lines(_cli(cli_env, "trash", "ls")) == []
+
+
+def test_cli_versions_get_version_and_whoami(cli_env: dict[str, str], tmp_path: Path) -> None:
+    contents = [
+        _write(tmp_path / f"v{n}" / "notes.txt", size) for n, size in enumerate((10, 20, 30))
+    ]
+    for n in range(3):
+        assert (
+            _cli(cli_env, "put", str(tmp_path / f"v{n}" / "notes.txt"), "/notes.txt").returncode
+            == 0
+        )
+
+    listed = _lines(_cli(cli_env, "versions", "/notes.txt"))  # the current content first
+    assert [(line[1], line[3], line[4]) for line in listed] == [
+        ("30", _sha(contents[2]), "current"),
+        ("20", _sha(contents[1]), "-"),
+        ("10", _sha(contents[0]), "-"),
+    ]
+    explicit = _cli(cli_env, "versions", "ls", "--json", "/notes.txt")
+    shapes = [json.loads(line) for line in explicit.stdout.splitlines()]
+    assert [v["id"] for v in shapes] == [line[0] for line in listed]
+    assert set(shapes[0]) == {"id", "size", "etag", "sha256", "modified_at", "current"}
+    table = _cli({**cli_env, "TTY_COMPATIBLE": "1", "NO_COLOR": "1"}, "versions", "/notes.txt")
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", table.stdout)
+    assert _sha(contents[1])[:12] in shown and _sha(contents[1]) not in shown  # shortened
+    assert "/notes.txt: 3 version(s)" in shown
+
+    oldest = listed[2][0]
+    got = _cli(cli_env, "get", "/notes.txt", str(tmp_path / "old.txt"), "--version", oldest)
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "old.txt").read_bytes() == contents[0]
+    assert _cli(cli_env, "get", "/notes.txt", str(tmp_path / "now.txt")).returncode == 0
+    assert (tmp_path / "now.txt").read_bytes() == contents[2]
+    unknown = "00000000-0000-0000-0000-000000000000"
+    _refused(_cli(cli_env, "get", "/notes.txt", "--version", unknown), 1, "[version_not_found]")
+    assert _cli(cli_env, "get", "/notes.txt", "--version", "v1").returncode == 2
+
+    restored = _cli(cli_env, "versions", "restore", oldest)
+    assert restored.stdout.strip() == f"restored /notes.txt to {oldest} (10 B)", restored.stderr
+    assert _cli(cli_env, "get", "/notes.txt", str(tmp_path / "back.txt")).returncode == 0
+    assert (tmp_path / "back.txt").read_bytes() == contents[0]
+    after = _lines(_cli(cli_env, "versions", "/notes.txt"))
+    assert [line[1] for line in after] == ["10", "30", "20"]  # the replaced one is a version
+    removed = _cli(cli_env, "versions", "rm", after[2][0])
+    assert removed.stdout.strip() == f"deleted version {after[2][0]}", removed.stderr
+    _refused(_cli(cli_env, "versions", "rm", after[2][0]), 1, "No such version of this file.")
+    _refused(_cli(cli_env, "versions", "/nope.txt"), 1, "No such file. [file_not_found]")
+
+    account = json.loads(_cli(cli_env, "whoami", "--json").stdout)
+    assert account["usage"] == {"files": 10, "versions": 30, "trash": 0, "quota": QUOTA}
+    assert _cli(cli_env, "rm", "/notes.txt").returncode == 0
+    shown = _cli(cli_env, "whoami").stdout
+    assert shown.startswith(f"{account['login']} on {cli_env['FILESTORE_URL']}\n")
+    assert "used 40 B of 128.0 MiB (0.0%)" in shown
+    assert re.search(r"trash +10 B", shown) and re.search(r"versions +30 B", shown)
