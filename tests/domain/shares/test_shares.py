@@ -6,6 +6,7 @@ service is real."""
 import asyncio
 import hashlib
 import io
+import logging
 import zipfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import select, text, update
 
 from domain.models import Share
 from infra.config import Settings
+from infra.logging import JsonFormatter
 from tests.domain.folders.test_folders import move, stored
 from tests.helpers import Account, upload
 
@@ -607,3 +609,27 @@ async def test_shares_go_with_their_owner(
         await session.execute(text("DELETE FROM users WHERE id = :id"), {"id": alice.id})
         await session.commit()
     assert error(await client.get(link(share), headers=JSON)) == (404, "share_not_found")
+
+
+async def test_state_changes_are_logged_without_the_token(
+    client: httpx.AsyncClient, alice: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    await stored(client, alice, "/a.txt")
+    with caplog.at_level(logging.INFO):
+        share = await make_share(client, alice, path="/a.txt", password="pw")
+        await unlock(client, share, "wrong")
+        await unlock(client, share, "pw")
+        download = await client.get(link(share, "/download"), headers=JSON)
+        assert download.status_code == 307
+        await client.delete(f"/shares/{share['id']}", headers=alice.headers)
+    token = urlsplit(share["url"]).path.removeprefix("/s/")
+    ours = [record for record in caplog.records if record.name != "httpx"]  # the test's client
+    messages = [record.getMessage() for record in ours]
+    for event in ("share created", "share unlock failed", "share unlocked", "share downloaded"):
+        assert event in messages
+    assert "share revoked" in messages
+    logged = "\n".join(JsonFormatter().format(record) for record in ours)
+    assert token not in logged
+    assert token[:6] + "…" in logged  # the access line keeps a prefix to tell links apart
+    assert download.headers["location"].split("?")[1] not in logged
+    assert share["id"] in logged
