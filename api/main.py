@@ -21,6 +21,9 @@ from api.limits import BodyLimitMiddleware
 from api.openapi import document_error_bodies
 from api.pages import install_pages
 from api.request_context import RequestContextMiddleware
+from api.shares.public import NoStoreMiddleware
+from api.shares.public import router as public_shares_router
+from api.shares.router import router as shares_router
 from api.storage_events.router import router as storage_events_router
 from api.trash.router import router as trash_router
 from api.uploads.router import router as uploads_router
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         window_seconds=settings.request_body_rate_window_seconds,
     )
     install_cors(app, settings)  # inside the request context: preflights get an id too
+    app.add_middleware(NoStoreMiddleware)  # share links' answers, errors included
     app.add_middleware(SecurityHeadersMiddleware)  # preflights and errors carry them too
     app.add_middleware(RequestContextMiddleware)
     metrics_http.install(app, settings)
@@ -99,9 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(files_router)
     v1.include_router(folders_router)
     v1.include_router(trash_router)
+    v1.include_router(shares_router)
     v1.include_router(uploads_router)
     v1.include_router(storage_events_router)
     app.include_router(v1)
+    app.include_router(public_shares_router)
     app.include_router(liveness_router)
     app.include_router(readiness_router)
     install_pages(app, settings)

@@ -8,6 +8,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.logging import request_id_var
 
+# A share link's token is its only secret: the log keeps enough of it to tell links apart.
+_SHARE_PREFIX = "/s/"
+_TOKEN_SHOWN = 6
+
+
+def loggable_path(path: str) -> str:
+    """``path`` with a share link's token cut short (``/s/jkGi1F…/download``)."""
+    if not path.startswith(_SHARE_PREFIX):
+        return path
+    token, slash, rest = path[len(_SHARE_PREFIX) :].partition("/")
+    return f"{_SHARE_PREFIX}{token[:_TOKEN_SHOWN]}…{slash}{rest}"
+
 
 class RequestContextMiddleware:
     """Gives each request an id (``X-Request-ID`` in and out) and logs one line per request."""
@@ -41,7 +53,7 @@ class RequestContextMiddleware:
                 "request",
                 extra={
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": loggable_path(scope["path"]),
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },

@@ -117,6 +117,26 @@ class UploadNotFound(NotFound):
     default_detail = "No such upload."
 
 
+class ShareNotFound(NotFound):
+    """The same answer for a share that never existed, expired, was revoked, used up its
+    downloads or lost its target: nothing tells them apart."""
+
+    code = "share_not_found"
+    default_detail = "No such share (expired, revoked or used up?)."
+
+
+class ShareLocked(AppError):
+    status_code = 401
+    code = "share_locked"
+    default_detail = "This share needs its password: POST it to /s/{token}/unlock first."
+
+
+class WrongSharePassword(AppError):
+    status_code = 401
+    code = "wrong_share_password"
+    default_detail = "Wrong password for this share."
+
+
 class Conflict(AppError):
     status_code = 409
     code = "conflict"

@@ -1,5 +1,6 @@
 """Tables: users, files (one row per user path, stable id), folders, uploads (one per content
-version), file versions and the trash (§14), and the outbox of object deletions.
+version), file versions and the trash (§14), share links (§15), and the outbox of object
+deletions.
 
 Lock order, for every transaction that takes several locks:
 **path lock → files → trash entries → uploads → users**. A transaction that creates, moves,
@@ -13,6 +14,9 @@ keeps a user's reservations updates the user after the upload row, in that order
 trash entry's), and ``trashed_files`` rows only under their entry's, so neither needs a place of
 its own. ``object_deletions`` rows are only inserted by those transactions and locked by the drain
 alone (``SKIP LOCKED``).
+``shares`` rows come after ``files`` (deleting a file or a folder row cascades into its shares);
+a share is created under its owner's path lock (so its target cannot vanish between the check
+and the insert), and revoking or counting a download locks that one share row and nothing else.
 """
 
 import enum
@@ -26,6 +30,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
+    LargeBinary,
     String,
     Text,
     func,
@@ -257,6 +262,34 @@ class TrashedFile(Base):
     sha256: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Share(Base):
+    """A link to one of its owner's files or folders (§15), found by the SHA-256 of its token.
+
+    The target is a foreign key that cascades: file and folder rows keep their ids through
+    moves, so the share follows them, and deleting the target ends the share.
+    """
+
+    __tablename__ = "shares"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    file_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
+    folder_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("folders.id", ondelete="CASCADE")
+    )
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    # argon2 (the users' hasher); None: no password.
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    max_downloads: Mapped[int | None] = mapped_column()
+    downloads: Mapped[int] = mapped_column(default=0, server_default="0")
+    # An upload link (a file request) into the folder; reserved, no route yet.
+    upload: Mapped[bool] = mapped_column(default=False, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("shares_owner_created", "owner_id", "created_at"),)
 
 
 class ObjectDeletion(Base):

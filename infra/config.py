@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     trash_retention_seconds: int = Field(default=30 * 24 * 3600, ge=0)
     versions_kept: int = Field(default=10, ge=0, le=1000)
 
+    # Share links (§15): the longest a link may live (a share lasts 7 days unless it asks for
+    # less, or at most this), and how long unlocking a password share lasts in a browser (the
+    # cookie). public_url: the API's address as its users reach it (https://files.example.com),
+    # which links are built on; unset, each request's own base URL.
+    share_max_seconds: int = Field(default=90 * 24 * 3600, ge=60)
+    share_unlock_seconds: int = Field(default=3600, ge=60)
+    public_url: str | None = None
+
     auth_max_failures_per_login: int = 10
     auth_max_failures_per_address: int = 100
     auth_failure_window_seconds: int = 300

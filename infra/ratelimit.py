@@ -40,7 +40,11 @@ return 0
 
 
 class AuthThrottle:
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    """Logins by default; ``prefix`` keeps the counters of another secret apart (a share's
+    password, counted per share and per address: ``login`` is then the share's id)."""
+
+    def __init__(self, redis: Redis, settings: Settings, prefix: str = "fs:authfail") -> None:
+        self._prefix = prefix
         self._window = settings.auth_failure_window_seconds
         self._limits = {
             "login": settings.auth_max_failures_per_login,
@@ -51,8 +55,8 @@ class AuthThrottle:
 
     def _keys(self, login: str, address: str) -> dict[str, str]:
         return {
-            "login": f"fs:authfail:login:{login.lower()}",
-            "addr": f"fs:authfail:addr:{address}",
+            "login": f"{self._prefix}:login:{login.lower()}",
+            "addr": f"{self._prefix}:addr:{address}",
         }
 
     async def attempt(self, login: str, address: str) -> None:
@@ -70,7 +74,9 @@ class AuthThrottle:
         for index, kind in enumerate(keys):
             count, ttl = int(results[2 * index]), int(results[2 * index + 1])
             if count > self._limits[kind]:
-                log.warning("auth throttled", extra={"scope": kind, "login": login})
+                log.warning(
+                    "auth throttled", extra={"scope": kind, "login": login, "keys": self._prefix}
+                )
                 retry_after = max(retry_after, ttl if ttl > 0 else self._window)
         if retry_after:
             raise TooManyAttempts(retry_after=retry_after)

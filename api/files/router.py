@@ -33,7 +33,7 @@ from domain.files import content, service
 from domain.files.paths import folder_prefix, is_folder, last_segment, parse_reference
 from domain.files.schemas import FileList, FileOut
 from domain.folders import service as folders
-from domain.folders.archive import folder_zip
+from domain.folders.archive import FolderZip, folder_zip
 from domain.folders.schemas import FolderCopied, FolderDeleted, FolderMoved, TransferIn
 from domain.models import User
 from domain.trash.service import Retention
@@ -156,6 +156,12 @@ async def _folder_zip(
     folder = folder_prefix(path)
     archive = await folder_zip(database, storage, user.id, folder, settings.zip_page_files)
     name = (last_segment(folder) if folder != "/" else user.login) + ".zip"
+    return await zip_answer(request, archive, name)
+
+
+async def zip_answer(request: Request, archive: FolderZip, name: str) -> Response:
+    """A folder zip as the answer: streamed, sized when its length is known, headers alone for
+    a ``HEAD`` (the body is closed unread)."""
     headers = {"Content-Disposition": content.content_disposition(name)}
     if archive.length is not None:
         headers["Content-Length"] = str(archive.length)

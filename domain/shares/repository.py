@@ -1,0 +1,102 @@
+"""Queries on shares: one owner's (create, list, revoke), and a link's by its token hash.
+
+A share names its target by id; its current path is read with it (a join), so a moved file or
+folder shows where it is now. Nothing here is cached: a revoked link stops at once.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.models import File, Folder, Share
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A share with its target as it is now: a file (with content) or a folder's path."""
+
+    share: Share
+    file: File | None
+    folder_path: str | None
+
+    @property
+    def path(self) -> str:
+        if self.file is not None:
+            return self.file.path
+        assert self.folder_path is not None
+        return self.folder_path
+
+
+def _live() -> list[ColumnElement[bool]]:
+    """Not expired and not used up (revoked and deleted ones have no row)."""
+    return [
+        Share.expires_at > func.now(),
+        or_(Share.max_downloads.is_(None), Share.downloads < Share.max_downloads),
+    ]
+
+
+class ShareRepository:
+    """One owner's shares."""
+
+    def __init__(self, session: AsyncSession, owner_id: uuid.UUID) -> None:
+        self.session = session
+        self.owner_id = owner_id
+
+    async def add(self, share: Share) -> Share:
+        self.session.add(share)
+        await self.session.flush()
+        await self.session.refresh(share)
+        return share
+
+    async def all(self) -> Sequence[Target]:
+        query = (
+            select(Share, File, Folder.path)
+            .outerjoin(File, File.id == Share.file_id)
+            .outerjoin(Folder, Folder.id == Share.folder_id)
+            .where(Share.owner_id == self.owner_id)
+            .order_by(Share.created_at.desc(), Share.id)
+        )
+        rows = (await self.session.execute(query)).all()
+        return [Target(share, file, folder) for share, file, folder in rows]
+
+    async def revoke(self, share_id: uuid.UUID) -> bool:
+        statement = (
+            delete(Share)
+            .where(Share.id == share_id, Share.owner_id == self.owner_id)
+            .returning(Share.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+
+async def find_live(session: AsyncSession, token_hash: bytes) -> Target | None:
+    """The live share whose token hashes to ``token_hash``, with its target."""
+    query = (
+        select(Share, File, Folder.path)
+        .outerjoin(File, File.id == Share.file_id)
+        .outerjoin(Folder, Folder.id == Share.folder_id)
+        .where(Share.token_hash == token_hash, *_live())
+    )
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        return None
+    share, file, folder = row
+    if file is not None and file.object_key is None:
+        return None
+    return Target(share, file, folder)
+
+
+async def count_download(session: AsyncSession, share_id: uuid.UUID) -> int | None:
+    """Count one download if the share is still live: the check and the count are one
+    statement, so concurrent downloads never pass ``max_downloads``. The new count, or
+    ``None`` when it is used up, expired or gone."""
+    statement = (
+        update(Share)
+        .where(Share.id == share_id, *_live())
+        .values(downloads=Share.downloads + 1)
+        .returning(Share.downloads)
+    )
+    found = (await session.execute(statement)).scalar_one_or_none()
+    return None if found is None else int(found)
