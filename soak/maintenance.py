@@ -146,6 +146,7 @@ TRASH_MESSAGES = {
     "restored from the trash": "trash_restores",
     "version restored": "version_restores",
     "versions trimmed": "purge_version_trims",
+    "kept content of a rewritten object dropped": "kept_dropped_by_rewrite",
 }
 
 

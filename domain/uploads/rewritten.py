@@ -13,6 +13,7 @@ Locks, before the upload's (files → trash entries → uploads → users): the 
 versions hold the object, then the trash entries holding it or a version of one of their files.
 """
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from domain.models import File, FileVersion, TrashedFile, TrashEntry
 from domain.objects.outbox import Outbox
 from domain.versions.repository import VersionRepository
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 REASON = "its object was rewritten through a reused URL"
 
@@ -116,6 +118,16 @@ async def drop_stale(session: AsyncSession, kept: Kept, etag: str | None) -> int
                     .execution_options(synchronize_session=False)
                 )
     freed = version_bytes + trash_bytes
+    if trashed or version_bytes:
+        log.info(
+            "kept content of a rewritten object dropped",
+            extra={
+                "object_key": kept.object_key,
+                "trashed_files": len(trashed),
+                "version_bytes": version_bytes,
+                "trash_bytes": trash_bytes,
+            },
+        )
     if freed:
         await FileRepository(session, kept.owner_id).account_change(
             -freed, versions=-version_bytes, trash=-trash_bytes
