@@ -7,9 +7,12 @@ be one of:
 - a definitely successful write that no definitely successful write or delete started after it
   ended;
 - any write whose outcome was uncertain (its bytes may have been confirmed at any time since);
-- absence, if a definitely successful delete is not superseded by a definitely successful write,
-  or a delete was uncertain, or no write ever definitely succeeded, or a PUT to a reused URL was
-  not refused (the API may reject the file it overwrote).
+- absence, if a definitely successful delete is not superseded by a definitely successful write
+  (or restore), or a delete was uncertain, or no write ever definitely succeeded, or a PUT to a
+  reused URL was not refused (the API may reject the file it overwrote);
+- after a restore in place (from the trash, or of a version) that did not definitely fail and
+  is not superseded, any content once written to the path and not refused: what the trash
+  entry or the version held.
 
 Digests identify contents (random bodies; a few-byte body may repeat, so a digest maps to every
 write that carried it, and a content is acceptable when any of them is a candidate).
@@ -37,10 +40,16 @@ def judge(ops: list[Op], final: str | None) -> Verdict:
     """``ops``: every operation on one (user, path); ``final``: its content's digest, or None."""
     writes = [op for op in ops if op.is_write and op.sha256 is not None]
     deletes = [op for op in ops if op.is_delete]
-    definite = [op for op in writes + deletes if op.outcome == "success"]
+    revivals = [op for op in ops if op.revives]
+    definite = [op for op in writes + deletes + revivals if op.outcome == "success"]
     standing = [w for w in writes if w.outcome == "success" and not _superseded(w, definite)]
     uncertain = [w for w in writes if w.outcome == "uncertain"]
     contents = {w.sha256 for w in standing + uncertain}
+    if any(
+        r.outcome == "uncertain" or (r.outcome == "success" and not _superseded(r, definite))
+        for r in revivals
+    ):
+        contents |= {w.sha256 for w in writes if w.outcome != "failure"}
     absence_ok = (
         any(d.outcome == "success" and not _superseded(d, definite) for d in deletes)
         or any(d.outcome == "uncertain" for d in deletes)

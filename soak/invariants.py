@@ -54,8 +54,11 @@ def _violations(*found: Violation | None) -> list[Violation]:
     return [violation for violation in found if violation is not None]
 
 
-async def check_state(stack: Stack, quota: int) -> tuple[list[Violation], dict[str, Any]]:
-    """Database and bucket agree, and nothing is left over."""
+async def check_state(
+    stack: Stack, quota: int, purged_at: datetime | None = None
+) -> tuple[list[Violation], dict[str, Any]]:
+    """Database and bucket agree, and nothing is left over. ``purged_at``: when the final purge
+    started (every trash entry due then must be gone)."""
     timings = stack.timings
     connection = await asyncpg.connect(stack.database_dsn)
     try:
@@ -81,11 +84,43 @@ async def check_state(stack: Stack, quota: int) -> tuple[list[Violation], dict[s
             " AND NOT EXISTS (SELECT 1 FROM uploads p"
             " WHERE p.file_id = f.id AND p.status = 'pending')"
         )
+        versions = await connection.fetch(
+            "SELECT v.id::text AS id, u.login, v.file_id::text AS file_id, v.object_key, v.size,"
+            " v.etag FROM file_versions v JOIN users u ON u.id = v.owner_id ORDER BY v.id"
+        )
+        trashed = await connection.fetch(
+            "SELECT t.id::text AS id, u.login, t.path, t.object_key, t.size, t.etag"
+            " FROM trashed_files t JOIN users u ON u.id = t.owner_id ORDER BY t.id"
+        )
         usage = await connection.fetch(
-            "SELECT u.login, u.used_bytes,"
-            " COALESCE(SUM(f.size) FILTER (WHERE f.object_key IS NOT NULL), 0)::bigint AS actual"
-            " FROM users u LEFT JOIN files f ON f.owner_id = u.id"
-            " GROUP BY u.id, u.login, u.used_bytes ORDER BY u.login"
+            "SELECT u.login, u.used_bytes, u.version_bytes, u.trash_bytes,"
+            " (SELECT COALESCE(SUM(f.size), 0) FROM files f"
+            "  WHERE f.owner_id = u.id AND f.object_key IS NOT NULL)::bigint AS files,"
+            " (SELECT COALESCE(SUM(v.size), 0) FROM file_versions v"
+            "  WHERE v.owner_id = u.id)::bigint AS versions,"
+            " (SELECT COALESCE(SUM(t.size), 0) FROM trashed_files t"
+            "  WHERE t.owner_id = u.id)::bigint AS trash"
+            " FROM users u ORDER BY u.login"
+        )
+        too_many_versions = await connection.fetch(
+            "SELECT v.file_id::text AS file_id, count(*) AS versions FROM file_versions v"
+            " GROUP BY v.file_id HAVING count(*) > $1",
+            timings.versions_kept,
+        )
+        stray_versions = await connection.fetch(
+            "SELECT v.id::text AS id, v.file_id::text AS file_id, v.object_key FROM file_versions v"
+            " WHERE NOT EXISTS (SELECT 1 FROM files f"
+            "  WHERE f.id = v.file_id AND f.object_key IS NOT NULL)"
+            " AND NOT EXISTS (SELECT 1 FROM trashed_files t WHERE t.id = v.file_id)"
+        )
+        entry_totals = await connection.fetch(
+            "SELECT e.id::text AS id, e.path, e.files, e.size,"
+            " count(t.id) AS counted_files, COALESCE(SUM(t.size), 0)::bigint AS counted_size"
+            " FROM trash_entries e LEFT JOIN trashed_files t ON t.entry_id = e.id"
+            " GROUP BY e.id HAVING e.files <> count(t.id) OR e.size <> COALESCE(SUM(t.size), 0)"
+        )
+        entries = await connection.fetch(
+            "SELECT e.id::text AS id, e.path, e.purge_at, e.deleted_at FROM trash_entries e"
         )
         reservations = await connection.fetch(
             "SELECT u.login, u.reserved_bytes, u.open_uploads,"
@@ -106,6 +141,7 @@ async def check_state(stack: Stack, quota: int) -> tuple[list[Violation], dict[s
     finally:
         await connection.close()
 
+    kept = [("version", row) for row in versions] + [("trashed file", row) for row in trashed]
     async with open_bucket(stack) as s3:
         objects: dict[str, dict[str, Any]] = {}
         paginator = s3.get_paginator("list_objects_v2")
@@ -122,8 +158,19 @@ async def check_state(stack: Stack, quota: int) -> tuple[list[Violation], dict[s
         heads = await asyncio.gather(
             *(_head(s3, row["object_key"]) for row in files if row["object_key"])
         )
+        kept_heads = await asyncio.gather(*(_head(s3, row["object_key"]) for _, row in kept))
 
     missing, diverged, no_metadata = [], [], []
+    kept_missing: list[dict[str, Any]] = []
+    kept_diverged: list[dict[str, Any]] = []
+    for (held_by, row), head in zip(kept, kept_heads, strict=True):
+        where = {"held_by": held_by, "id": row["id"], "login": row["login"]}
+        where["object_key"] = row["object_key"]
+        if head is None:
+            kept_missing.append(where)
+        elif (head["size"], head["etag"]) != (row["size"], row["etag"]):
+            record, stored = [row["size"], row["etag"]], [head["size"], head["etag"]]
+            kept_diverged.append({**where, "record": record, "object": stored})
     for row, head in zip((r for r in files if r["object_key"]), heads, strict=True):
         where = {"login": row["login"], "path": row["path"], "object_key": row["object_key"]}
         if row["size"] is None or row["etag"] is None:
@@ -135,6 +182,7 @@ async def check_state(stack: Stack, quota: int) -> tuple[list[Violation], dict[s
             diverged.append({**where, "record": record, "object": stored})
     referenced = {row["object_key"] for row in files if row["object_key"]}
     referenced |= {row["object_key"] for row in pending}
+    referenced |= {row["object_key"] for row in [*versions, *trashed]}
     old = datetime.now(UTC) - timedelta(seconds=timings.sweep_grace_seconds)
     orphans = [
         {"object_key": key, "size": info["size"], "last_modified": str(info["modified"])}
@@ -142,9 +190,23 @@ async def check_state(stack: Stack, quota: int) -> tuple[list[Violation], dict[s
         if key not in referenced and info["modified"] < old
     ]
     wrong_usage = [
-        {"login": r["login"], "used_bytes": r["used_bytes"], "sum_of_sizes": r["actual"]}
+        {
+            "login": r["login"],
+            "used_bytes": r["used_bytes"],
+            "version_bytes": r["version_bytes"],
+            "trash_bytes": r["trash_bytes"],
+            "files": r["files"],
+            "versions": r["versions"],
+            "trash": r["trash"],
+        }
         for r in usage
-        if r["used_bytes"] != r["actual"]
+        if (r["used_bytes"], r["version_bytes"], r["trash_bytes"])
+        != (r["files"] + r["versions"] + r["trash"], r["versions"], r["trash"])
+    ]
+    overdue = [
+        {"id": r["id"], "path": r["path"], "purge_at": str(r["purge_at"])}
+        for r in entries
+        if purged_at is not None and r["purge_at"] <= purged_at
     ]
     wrong_reservations = [
         dict(r)
@@ -152,16 +214,31 @@ async def check_state(stack: Stack, quota: int) -> tuple[list[Violation], dict[s
         if (r["reserved_bytes"], r["open_uploads"]) != (r["pending_bytes"], r["pending_count"])
     ]
     over_quota = [
-        {"login": r["login"], "sum_of_sizes": r["actual"], "quota": quota}
+        {"login": r["login"], "kept": r["files"] + r["versions"] + r["trash"], "quota": quota}
         for r in usage
-        if r["actual"] > quota
+        if r["files"] + r["versions"] + r["trash"] > quota
     ]
     violations = _violations(
         Violation.of("file object missing in storage", missing),
         Violation.of("file record and object diverge (size, etag)", diverged),
         Violation.of("file with content but no size or etag", no_metadata),
         Violation.of("orphan object older than the sweep grace", orphans),
-        Violation.of("used_bytes differs from the sum of file sizes", wrong_usage),
+        Violation.of("version or trashed file object missing in storage", kept_missing),
+        Violation.of("version or trashed file record and object diverge", kept_diverged),
+        Violation.of(
+            "used_bytes differs from files + versions + trash (or its parts from theirs)",
+            wrong_usage,
+        ),
+        Violation.of(
+            f"a file with more than {timings.versions_kept} versions after the purge",
+            [dict(r) for r in too_many_versions],
+        ),
+        Violation.of("version of no live or trashed file", [dict(r) for r in stray_versions]),
+        Violation.of(
+            "trash entry's files or size differ from its trashed files'",
+            [dict(r) for r in entry_totals],
+        ),
+        Violation.of("trash entry past its retention after the final purge", overdue),
         Violation.of("user over quota", over_quota),
         Violation.of(
             "reserved_bytes or open_uploads differ from the pending uploads'", wrong_reservations
@@ -181,6 +258,11 @@ async def check_state(stack: Stack, quota: int) -> tuple[list[Violation], dict[s
         "objects": len(objects),
         "uploads_by_status": {r["status"]: r["n"] for r in statuses},
         "used_bytes": {r["login"]: r["used_bytes"] for r in usage},
+        "versions": len(versions),
+        "trash_entries": len(entries),
+        "trashed_files": len(trashed),
+        "version_bytes": sum(r["versions"] for r in usage),
+        "trash_bytes": sum(r["trash"] for r in usage),
     }
     return violations, facts
 

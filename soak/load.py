@@ -78,8 +78,19 @@ WEIGHTS = {
     "tree_move": 2.5,
     "tree_delete": 0.8,
     "tree_view": 2.0,
+    # Trash and versions (a delete goes to the trash, an overwrite keeps a version): restores in
+    # place and (into the tree) elsewhere, version restores and downloads, purges of one entry
+    # and of the whole trash.
+    "trash_restore": 3.0,
+    "version_restore": 2.5,
+    "version_download": 3.0,
+    "trash_purge": 1.0,
+    "trash_empty": 0.25,
 }
 TREE_FILES = 3
+# Of the trash restores, how many go elsewhere (``to``, into the client's tree).
+RESTORE_ELSEWHERE = 0.35
+TRASH_PAGE = 50
 
 
 class Abandon(Exception):
@@ -205,6 +216,11 @@ class Client:
             "tree_move": self.tree_move,
             "tree_delete": self.tree_delete,
             "tree_view": self.tree_view,
+            "trash_restore": self.trash_restore,
+            "version_restore": self.version_restore,
+            "version_download": self.version_download,
+            "trash_purge": self.trash_purge,
+            "trash_empty": self.trash_empty,
         }
 
     # -- plumbing --------------------------------------------------------------------------
@@ -542,6 +558,144 @@ class Client:
         for entry in body["files"]:
             if entry.get("size") is None or entry.get("etag") is None:
                 self.recorder.anomaly("shown without content", login=op.login, file=entry)
+
+    # -- trash and versions ------------------------------------------------------------------
+
+    def judged(self, path: str) -> bool:
+        """A path whose final content is judged against its operations (not the tree's)."""
+        return not path.startswith("/t")
+
+    async def trash_entries(self, op: Op) -> list[dict[str, Any]] | None:
+        """The account's trash (first page); None (and ``op`` finished) when not answered."""
+        response = await self.api("GET", "GET /trash", "/trash", params={"limit": TRASH_PAGE})
+        op.step("list", self.status(response))
+        if response is None or response.status_code != 200:
+            self.finish(op, "uncertain" if response is None else "failure")
+            return None
+        entries: list[dict[str, Any]] = response.json()["entries"]
+        for entry in entries:
+            if entry.get("kind") == "file" and (entry.get("files"), entry.get("size")) == (0, 0):
+                self.recorder.anomaly("a file entry in the trash with no file", entry=entry)
+        return entries
+
+    async def pick_entry(self, op: Op) -> dict[str, Any] | None:
+        """One entry of the trash; None (and ``op`` finished) when there is none."""
+        entries = await self.trash_entries(op)
+        if entries is not None and not entries:
+            op.step("empty", None)
+            self.finish(op, "success")
+        return self.rng.choice(entries) if entries else None
+
+    def settled(self, op: Op, response: httpx.Response | None, ok: set[int]) -> None:
+        if response is None:
+            self.finish(op, "uncertain")
+        else:
+            self.finish(op, "success" if response.status_code in ok else "failure")
+
+    async def trash_restore(self) -> None:
+        """An entry put back where it was, or (``to``) into the client's tree."""
+        elsewhere = self.rng.random() < RESTORE_ELSEWHERE
+        op = self.begin("trash_restore_to" if elsewhere else "trash_restore", None)
+        entry = await self.pick_entry(op)
+        if entry is None:
+            return
+        body: dict[str, Any] | None = None
+        if elsewhere:
+            suffix = "" if entry["kind"] == "folder" else ".bin"
+            body = {"to": f"{tree_prefix(self.number)}r{self.rng.randrange(TREE_FILES)}{suffix}"}
+            op.path = body["to"]
+        else:
+            op.path = entry["path"]
+            # Back where it was: a judged path may hold any content once written to it.
+            op.is_write = op.revives = entry["kind"] == "file" and self.judged(entry["path"])
+        response = await self.api(
+            "POST", "POST /trash/{id}/restore", f"/trash/{entry['id']}/restore", json=body
+        )
+        op.step("restore", self.status(response))
+        self.settled(op, response, {200})
+
+    async def trash_purge(self) -> None:
+        op = self.begin("trash_purge", None)
+        entry = await self.pick_entry(op)
+        if entry is None:
+            return
+        op.path = entry["path"]
+        response = await self.api("DELETE", "DELETE /trash/{id}", f"/trash/{entry['id']}")
+        op.step("purge", self.status(response))
+        self.settled(op, response, {200})
+
+    async def trash_empty(self) -> None:
+        op = self.begin("trash_empty", None)
+        response = await self.api("DELETE", "DELETE /trash", "/trash")
+        op.step("empty", self.status(response))
+        self.settled(op, response, {200})
+
+    async def versions_of(self, op: Op, path: str) -> list[dict[str, Any]] | None:
+        """The path's contents, current first; None (and ``op`` finished) when there are none
+        to pick from."""
+        response = await self.api(
+            "GET", "GET /files/versions", "/files/versions", params={"path": path}
+        )
+        op.step("versions", self.status(response))
+        if response is None or response.status_code != 200:
+            self.finish(op, "uncertain" if response is None else "failure")
+            return None
+        found: list[dict[str, Any]] = response.json()["versions"]
+        if sum(1 for version in found if version["current"]) != 1 or not found[0]["current"]:
+            self.recorder.anomaly("versions without one current content first", path=path)
+        return found
+
+    async def version_restore(self) -> None:
+        path = self.pick_path()
+        op = self.begin("version_restore", path)
+        found = await self.versions_of(op, path)
+        if found is None:
+            return
+        older = [version for version in found if not version["current"]]
+        if not older:
+            op.step("none", None)
+            self.finish(op, "success")
+            return
+        version = self.rng.choice(older)
+        op.is_write = op.revives = True
+        response = await self.api(
+            "POST",
+            "POST /files/versions/{id}/restore",
+            f"/files/versions/{version['id']}/restore",
+        )
+        op.step("restore", self.status(response))
+        self.settled(op, response, {200})
+
+    async def version_download(self) -> None:
+        """An earlier content (or now and then the current one) downloaded by its id: bytes
+        written to the path, and as many as the version says (unless a reused URL rewrote
+        them meanwhile)."""
+        path = self.pick_path()
+        op = self.begin("version_download", path)
+        found = await self.versions_of(op, path)
+        if found is None:
+            return
+        older = [version for version in found if not version["current"]]
+        version = self.rng.choice(older or found)
+        params = {"path": path, "version": version["id"], "proxy": "true"}
+        response = await self.api(
+            "GET", "GET /files/download?version", "/files/download", params=params
+        )
+        op.step("download", self.status(response))
+        self.settled(op, response, {200})
+        if response is None or response.status_code != 200:
+            return
+        got = digest(response.content)
+        op.sha256, op.size = got, len(response.content)
+        if got not in self.recorder.written[(op.login, path)]:
+            self.recorder.anomaly(
+                "downloaded version bytes never written to the path",
+                login=op.login,
+                path=path,
+                version=version,
+                sha256=got,
+                size=len(response.content),
+            )
 
     # -- reads -----------------------------------------------------------------------------
 

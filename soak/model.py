@@ -38,6 +38,9 @@ class Op:
     is_delete: bool = False
     # A PUT to a confirmed upload's URL: the API may take the bytes or reject the file.
     may_remove: bool = False
+    # A restore in place (from the trash, or of a version): the path's content may become any
+    # content once written to it.
+    revives: bool = False
     steps: list[str] = field(default_factory=list)
     # Direct uploads: the upload's id, and when storage answered the bytes' PUT or POST (POSIX
     # time, the clock the database's confirmation times are written with).
@@ -51,7 +54,7 @@ class Op:
         return {
             key: value
             for key, value in asdict(self).items()
-            if key not in {"is_write", "is_delete", "may_remove"}
+            if key not in {"is_write", "is_delete", "may_remove", "revives"}
         }
 
 

@@ -8,6 +8,20 @@ from typing import Any
 
 from soak.model import Fault, Op, ProcessExit, Violation
 
+# The operations of trash and versions (``delete`` moves to the trash, overwrites keep versions).
+TRASH_KINDS = frozenset(
+    {
+        "delete",
+        "tree_delete",
+        "trash_restore",
+        "trash_restore_to",
+        "trash_purge",
+        "trash_empty",
+        "version_restore",
+        "version_download",
+    }
+)
+
 
 def operations(ops: list[Op]) -> dict[str, dict[str, int]]:
     table: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -32,6 +46,7 @@ def build(
     answers: dict[str, Any],
     cleanup: dict[str, Any],
     state: dict[str, Any],
+    trash: dict[str, Any],
     latency: dict[str, Any],
     exits: list[ProcessExit],
     violations: list[Violation],
@@ -54,6 +69,8 @@ def build(
         "http_statuses": answers.get("http_statuses", {}),
         **cleanup,
         "state": state,
+        # Deletes to the trash, restores, purges (client, single, empty, cron), versions.
+        "trash_and_versions": trash,
         # Direct uploads, storage's answer to the client → confirmed (``soak.latency``).
         "confirmation_latency": latency,
         "unexpected_exits": [asdict(exit_) for exit_ in exits],
@@ -109,6 +126,11 @@ def summary(report: dict[str, Any], path: Path) -> str:
         f"cli {swept.get('cli', 0)}); deletions drained: {drained.get('total', 0)} "
         f"(workers {drained.get('workers', 0)}, cli {drained.get('cli', 0)})"
     )
+    trash = report.get("trash_and_versions") or {}
+    logged = ", ".join(f"{name} {n}" for name, n in (trash.get("logged") or {}).items())
+    lines.append(f"trash and versions logged: {logged or 'nothing'}")
+    final = ", ".join(f"{name} {n}" for name, n in (trash.get("final") or {}).items())
+    lines.append(f"trash and versions left: {final or 'unknown'}")
     lines += latency_lines(report)
     if report.get("unexpected_exits"):
         exits = ", ".join(f"{e['name']}@{e['at']:.0f}s" for e in report["unexpected_exits"])

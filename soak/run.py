@@ -27,9 +27,9 @@ from soak.faults import plan, run_faults
 from soak.invariants import check_answers, check_client_view, check_state
 from soak.latency import confirmation_latency
 from soak.load import Recorder, register, run_load
-from soak.maintenance import Maintenance, logged_errors, logged_totals, run_passes
+from soak.maintenance import Maintenance, logged_errors, logged_totals, logged_trash, run_passes
 from soak.model import Clock, Fault, Violation
-from soak.report import build, summary, write
+from soak.report import TRASH_KINDS, build, operations, summary, write
 from soak.stack import Stack
 
 log = logging.getLogger("soak")
@@ -45,6 +45,8 @@ SETTLE_SECONDS = 5.0
 # Beyond URL TTL + upload grace, before the final passes.
 SETTLE_MARGIN_SECONDS = 2.0
 SECRET_SETTINGS = ("SECRET", "TOKEN")
+# What ``check_state`` found left of trash and versions, for the report.
+TRASH_FACTS = ("versions", "trash_entries", "trashed_files", "version_bytes", "trash_bytes")
 
 
 def _flag(name: str, default: bool = False) -> bool:
@@ -103,7 +105,9 @@ async def soak(
             stack.apis[0].env, stack.run_dir, stack.logs / "worker-once.log"
         )
         phases["maintained"] = clock()
-        found, state = await check_state(stack, timings.user_quota_bytes)
+        found, state = await check_state(
+            stack, timings.user_quota_bytes, purged_at=maintenance.purged_at
+        )
         violations += found
         found, view = await check_client_view(
             stack.api_urls[0], accounts, recorder.ops, stack.database_dsn
@@ -127,6 +131,18 @@ async def soak(
     if error:
         violations.append(Violation("harness error", 1, [error.splitlines()[-1]]))
     workers = logged_totals([worker.log_path for worker in stack.workers])
+    trash = {
+        "operations": {
+            kind: counts for kind, counts in operations(recorder.ops).items() if kind in TRASH_KINDS
+        },
+        "logged": logged_trash(
+            [
+                *(service.log_path for service in [*stack.apis, *stack.workers]),
+                stack.logs / "worker-once.log",
+            ]
+        ),
+        "final": {name: state[name] for name in TRASH_FACTS if name in state},
+    }
     answers["logged_errors"] = logged_errors(
         [service.log_path for service in [*stack.apis, *stack.workers]]
     )
@@ -169,6 +185,7 @@ async def soak(
             "maintenance": maintenance.passes,
         },
         state=state,
+        trash=trash,
         latency=latency,
         exits=stack.exits,
         violations=violations,

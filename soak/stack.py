@@ -70,6 +70,11 @@ class Timings:
     user_quota_bytes: int = 12 * MIB
     # The smallest S3 allows, so 6-20 MiB proxied uploads go up as multipart uploads.
     multipart_bytes: int = 5 * MIB
+    # Deletes wait in the trash this long and the purge runs this often, so entries are purged
+    # (and restores race the purge) within the run; a few versions a file, so overwrites trim.
+    trash_retention_seconds: int = 20
+    purge_interval_seconds: int = 5
+    versions_kept: int = 3
 
 
 @dataclass
@@ -294,6 +299,9 @@ class Stack:
             "reconcile_interval_seconds": t.reconcile_interval_seconds,
             "outbox_drain_interval_seconds": t.outbox_drain_interval_seconds,
             "sweep_interval_seconds": t.sweep_interval_seconds,
+            "trash_retention_seconds": t.trash_retention_seconds,
+            "purge_interval_seconds": t.purge_interval_seconds,
+            "versions_kept": t.versions_kept,
         }
         return {f"FILESTORE_{name.upper()}": str(value) for name, value in values.items()}
 

@@ -58,3 +58,21 @@ def test_reused_url_may_replace_or_remove() -> None:
     assert judge(ops, None).problem is None
     refused = [write("a", 0, 1, "success"), write("b", 2, 3, "failure", reused=True)]
     assert judge(refused, None).problem == "accepted upload lost"
+
+
+def revive(start: float, end: float, outcome: Outcome) -> Op:
+    op = Op("trash_restore", 0, "u", "/p", start, end, outcome, is_write=True)
+    op.revives = True
+    return op
+
+
+def test_a_restore_brings_back_what_the_path_held() -> None:
+    ops = [write("a", 0, 1, "success"), delete(2, 3, "success"), write("b", 4, 5, "failure")]
+    restored = [*ops, revive(6, 7, "success")]
+    assert judge(restored, "a").problem is None
+    assert judge(restored, None).problem == "accepted upload lost"
+    assert judge(restored, "b").problem == "failed upload resurfaced"
+    assert judge([*ops, revive(6, 7, "uncertain")], None).problem is None
+    assert judge([*ops, revive(6, 7, "failure")], "a").problem == "superseded write resurfaced"
+    overwritten = [*restored, write("c", 8, 9, "success")]
+    assert judge(overwritten, "a").problem == "superseded write resurfaced"

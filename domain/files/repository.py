@@ -5,7 +5,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Executable, Text, bindparam, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Executable,
+    Text,
+    bindparam,
+    delete,
+    func,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -419,20 +429,13 @@ class FileRepository:
     async def lock(self, file_id: uuid.UUID) -> File | None:
         return (await self.session.execute(_LOCK_FILE, {"file_id": file_id})).scalar_one_or_none()
 
-    async def lock_sharers(self, object_key: str, file_id: uuid.UUID) -> Sequence[File]:
-        """The owner's other files whose content is the object ``object_key`` (copies), locked
-        in id order."""
-        query = (
-            select(File)
-            .where(
-                File.owner_id == self.owner_id,
-                File.object_key == object_key,
-                File.id != file_id,
-            )
-            .order_by(File.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+    async def lock_sharers(self, object_key: str, file_id: uuid.UUID | None) -> Sequence[File]:
+        """The owner's other files (than ``file_id``) whose content is the object ``object_key``
+        (copies), locked in id order."""
+        query = select(File).where(File.owner_id == self.owner_id, File.object_key == object_key)
+        if file_id is not None:
+            query = query.where(File.id != file_id)
+        query = query.order_by(File.id).with_for_update().execution_options(populate_existing=True)
         return (await self.session.execute(query)).scalars().all()
 
     async def delete(self, file: File) -> None:
@@ -530,11 +533,17 @@ class UploadRepository:
         return [(key, expires, kind) for key, expires, kind in await self.session.execute(query)]
 
     async def recently_confirmed(self, limit: int) -> Sequence[tuple[str, str | None]]:
-        """Current objects of direct uploads whose URLs may still be used again, with the etag
-        their file recorded: a PUT to such a URL replaces the object under the file."""
+        """Objects of confirmed direct uploads whose URLs may still be used again, with the etag
+        each holder recorded (a file, a copy, a version, a file in the trash; a key once per
+        holder): a PUT to such a URL rewrites the object under all of them."""
+        holders = union_all(
+            select(File.object_key, File.etag).where(File.object_key.is_not(None)),
+            select(FileVersion.object_key, FileVersion.etag),
+            select(TrashedFile.object_key, TrashedFile.etag),
+        ).subquery("holders")
         query = (
-            select(Upload.object_key, File.etag)
-            .join(File, (File.id == Upload.file_id) & (File.object_key == Upload.object_key))
+            select(Upload.object_key, holders.c.etag)
+            .join(holders, holders.c.object_key == Upload.object_key)
             .where(
                 Upload.status == UploadStatus.completed,
                 Upload.kind == UploadKind.direct,

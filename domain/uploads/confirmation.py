@@ -19,7 +19,7 @@ from domain.files.content import guess_content_type
 from domain.files.repository import FileRepository, Held, UploadRepository
 from domain.models import File, Upload, UploadKind, UploadStatus
 from domain.objects.outbox import Outbox
-from domain.uploads import checksum
+from domain.uploads import checksum, rewritten
 from domain.versions import service as versions
 from infra import metrics
 from infra.config import Settings
@@ -51,13 +51,14 @@ class Confirmation:
 
 
 def _violation(
-    info: ObjectInfo, upload: Upload, held: Held, freed: int, settings: Settings
+    info: ObjectInfo, upload: Upload, held: Held, freed: int, settings: Settings, holders: int = 1
 ) -> tuple[RejectReason, str] | None:
     """Why the object may not become the file's content: a reason class and the reason.
 
     ``held`` is what the owner keeps and reserves. Once confirmed, the object replaces the
     file's content (which frees ``freed`` bytes: the content itself, or only the versions it
     pushes past the limit) and the upload's reservation is released: what is left must fit.
+    ``holders`` live files take the object (a rewritten object: the file and its copies).
     """
     if info.size == 0:
         return "empty", "empty object"
@@ -73,7 +74,7 @@ def _violation(
         return "quota", f"size {info.size} exceeds the {reservation} bytes reserved for it"
     if upload.sha256 is not None and info.sha256 is not None and info.sha256 != upload.sha256:
         return "checksum", "the object's SHA-256 differs from the declared one"
-    kept = held.used - freed + info.size + held.reserved - reservation
+    kept = held.used - freed + info.size * holders + held.reserved - reservation
     if kept > settings.user_quota_bytes:
         return "quota", f"size {info.size} exceeds the remaining quota.{held.freeable()}"
     return None
@@ -84,13 +85,6 @@ async def _holds(files: FileRepository, upload: Upload, etag: str) -> bool:
     if upload.status != UploadStatus.completed or upload.file_id is None:
         return False
     return await files.holds(upload.file_id, upload.object_key, etag)
-
-
-def _lose_content(file: File) -> int:
-    """The file has no content any more; the bytes it held."""
-    size = file.size or 0
-    file.object_key, file.size, file.etag, file.sha256 = None, None, None, None
-    return size
 
 
 def _carry(sharers: Sequence[File], info: ObjectInfo, now: datetime) -> int:
@@ -104,14 +98,53 @@ def _carry(sharers: Sequence[File], info: ObjectInfo, now: datetime) -> int:
     return gained
 
 
-async def _lock_sharers(files: FileRepository, upload: Upload, file: File | None) -> Sequence[File]:
-    """A confirmed upload's URL used again rewrites the object, which copies of its file share:
-    they are locked too, before the upload (files → uploads → users)."""
-    if upload.status != UploadStatus.completed or file is None:
-        return ()
-    if file.object_key != upload.object_key:
-        return ()
-    return await files.lock_sharers(upload.object_key, file.id)
+async def _lock_sharers(
+    files: FileRepository, upload: Upload, file: File | None
+) -> tuple[Sequence[File], rewritten.Kept | None]:
+    """An upload once confirmed may have its URL used again, rewriting the object under every
+    row that holds it: the live copies of it are locked (after the upload's file), then what
+    keeps it (``rewritten.lock_kept``), all before the upload (files → trash entries → uploads
+    → users). A pending upload's object is nobody's content yet: nothing to lock."""
+    if upload.status == UploadStatus.pending:
+        return (), None
+    sharers = await files.lock_sharers(upload.object_key, file.id if file else None)
+    locked = {holder.id for holder in sharers} | ({file.id} if file else set())
+    kept = await rewritten.lock_kept(files.session, files.owner_id, upload.object_key, locked)
+    return sharers, kept
+
+
+async def _refuse_rewrite(
+    files: FileRepository,
+    sharers: Sequence[File],
+    kept: rewritten.Kept | None,
+    info: ObjectInfo,
+) -> None:
+    """The object of an upload that is no file's content any more was rewritten: the copies
+    and the kept rows that recorded its earlier bytes lose them (those locked by
+    ``_lock_sharers``)."""
+    changed = [sharer for sharer in sharers if sharer.etag != info.etag]
+    await rewritten.lose_content(files, changed, "its object was rewritten through a reused URL")
+    if kept is not None:
+        await rewritten.drop_stale(files.session, kept, info.etag)
+
+
+async def _freed(
+    session: AsyncSession,
+    file: File,
+    sharers: Sequence[File],
+    kept_rows: rewritten.Kept | None,
+    info: ObjectInfo,
+    kept: int,
+    *,
+    is_current: bool,
+) -> int:
+    """The bytes confirming ``info`` frees: for new content, what replacing the file's frees;
+    for the object rewritten under the file (a reused URL), the content of the file and of its
+    copies, and what kept the earlier bytes (dropped here, whatever the outcome)."""
+    if not is_current:
+        return await versions.freed_by_replacing(session, file, kept)
+    stale = await rewritten.drop_stale(session, kept_rows, info.etag) if kept_rows else 0
+    return sum(holder.size or 0 for holder in (file, *sharers)) + stale
 
 
 async def _reject(
@@ -131,11 +164,9 @@ async def _reject(
     upload.status, upload.reason = UploadStatus.rejected, reason
     upload.completed_at = datetime.now(UTC)
     if is_current:
-        lost = sum(_lose_content(holder) for holder in (file, *sharers))
-        await files.account_change(-lost)
-        await files.session.flush()
-    for holder in (file, *sharers):
-        await files.delete_if_empty(holder.id)
+        await rewritten.lose_content(files, (file, *sharers), f"upload rejected: {reason}")
+    else:
+        await files.delete_if_empty(file.id)
     await Outbox(files.session).add(upload.object_key, "upload rejected")
 
 
@@ -255,7 +286,7 @@ async def confirm_upload(
     info = stored or await _head(storage, found)
     if stored is None and found.file_id is not None:
         file = await files.lock(found.file_id)
-    sharers = await _lock_sharers(files, found, file)
+    sharers, kept_rows = await _lock_sharers(files, found, file)
     upload = await uploads.lock(found.id)
     if info is None:
         pending = upload.status == UploadStatus.pending
@@ -264,12 +295,15 @@ async def confirm_upload(
     refused = await _by_landing(files, outbox, upload, file, info, settings)
     if refused is not None:
         return refused
-    if upload.status != UploadStatus.pending:
-        if is_current and file is not None and info.etag == file.etag:
-            return Confirmation("already_done", upload, file)
+    if upload.status != UploadStatus.pending and (
+        not is_current or (file is not None and info.etag == file.etag)
+    ):
         if not is_current:
+            # Its file holds other content now (or is gone): the bytes are nobody's, and
+            # whatever held the object's earlier bytes has lost them.
+            await _refuse_rewrite(files, sharers, kept_rows, info)
             await outbox.add(object_key, f"late object of a {upload.status} upload")
-            return Confirmation("already_done", upload, file)
+        return Confirmation("already_done", upload, file)
     if file is None:
         upload.status, upload.reason = UploadStatus.rejected, "the file was deleted meanwhile"
         upload.completed_at = datetime.now(UTC)
@@ -280,11 +314,9 @@ async def confirm_upload(
     now = datetime.now(UTC)
     ids = {"upload_id": str(upload.id), "file_id": str(file.id), "object_key": object_key}
     kept = settings.versions_kept
-    freed = (
-        (file.size or 0) if is_current else await versions.freed_by_replacing(session, file, kept)
-    )
+    freed = await _freed(session, file, sharers, kept_rows, info, kept, is_current=is_current)
 
-    violation = _violation(info, upload, held, freed, settings)
+    violation = _violation(info, upload, held, freed, settings, holders=1 + len(sharers))
     if violation is not None:
         await _reject(files, upload, file, violation, is_current=is_current, sharers=sharers)
         log.warning("upload rejected", extra={**ids, "reason": upload.reason, "size": info.size})

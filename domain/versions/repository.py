@@ -69,6 +69,10 @@ class VersionRepository:
         )
         return await Outbox(self.session).add_deleted(statement, reason)
 
+    async def drop_matching(self, condition: ColumnElement[bool], reason: str) -> tuple[int, int]:
+        """Drop the owner's versions matching ``condition``; how many and their bytes."""
+        return await self._drop(condition, reason)
+
     async def drop(self, version_id: uuid.UUID, reason: str) -> tuple[int, int]:
         return await self._drop(FileVersion.id == version_id, reason)
 

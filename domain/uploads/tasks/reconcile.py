@@ -12,7 +12,7 @@ from domain.uploads.confirmation import confirm_in_transaction
 from infra import metrics
 from infra.config import Settings
 from infra.db import Database
-from infra.storage.adapter import MultipartGone, Storage
+from infra.storage.adapter import MultipartGone, ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,17 @@ async def reconcile_uploads(
             counts["confirmed"] += result.outcome == "confirmed"
         elif expires_at < now:
             to_expire.append(object_key)
-    for object_key, etag in confirmed:
-        info = await storage.head(object_key)
+    heads: dict[str, ObjectInfo | None] = {}
+    rechecked: set[str] = set()
+    for object_key, etag in confirmed:  # a key once per holder: HEADed and rechecked once
+        if object_key in rechecked:
+            continue
+        if object_key not in heads:
+            heads[object_key] = await storage.head(object_key)
+        info = heads[object_key]
         if info is not None and info.etag != etag:
             await confirm_in_transaction(database, storage, settings, object_key)
+            rechecked.add(object_key)
             counts["rechecked"] += 1
 
     over = await _over_reservation(storage, unsized)

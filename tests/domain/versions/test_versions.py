@@ -2,17 +2,29 @@
 downloading, restoring and deleting versions; the purge trimming to a lowered limit; usage and
 quota at the edge. Every service is real."""
 
+import os
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from infra.config import Settings
-from tests.domain.folders.test_folders import content, error
+from tests.domain.folders.test_folders import content, copy, error
 from tests.domain.trash.test_trash import delete, only_entry, restore, usage
 from tests.domain.uploads.test_integrity import assert_consistent
-from tests.helpers import Account, Bucket, RunWorker, complete, put, ticket_for, upload, worker_ctx
+from tests.helpers import (
+    Account,
+    Bucket,
+    RunWorker,
+    complete,
+    listed,
+    put,
+    ticket_for,
+    upload,
+    worker_ctx,
+)
 from worker import tasks
 
 
@@ -205,3 +217,107 @@ async def test_an_overwrite_at_the_quota_edge_counts_what_it_keeps(
     monkeypatch.setattr(settings, "versions_kept", 1)
     assert (await upload(client, alice, "/a", b"z" * 200)).status_code == 200
     assert [v["size"] for v in await versions(client, alice, "/a")] == [200, 400]
+
+
+async def reused(
+    client: httpx.AsyncClient, alice: Account, path: str, first: bytes
+) -> dict[str, Any]:
+    """A direct upload of ``first`` to ``path``, confirmed: its URL can be used again."""
+    ticket = await ticket_for(client, alice, path=path)
+    assert (await put(ticket, first)).status_code == 200
+    assert (await complete(client, alice, ticket["id"])).json()["status"] == "completed"
+    return ticket
+
+
+async def rewrite(
+    app: FastAPI, run_worker: RunWorker, ticket: dict[str, Any], body: bytes, settings: Settings
+) -> None:
+    """``body`` PUT through the confirmed upload's URL again, and reconcile noticing it."""
+    assert (await put(ticket, body)).status_code == 200
+    assert (await tasks.reconcile_uploads(worker_ctx(app, settings)))["rechecked"] == 1
+    await run_worker()
+
+
+async def assert_no_stray_versions(app: FastAPI) -> None:
+    """Every version belongs to a file that is live or in the trash."""
+    async with app.state.sessionmaker() as session:
+        stray = (
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM file_versions v WHERE NOT EXISTS"
+                    " (SELECT 1 FROM files f WHERE f.id = v.file_id AND f.object_key IS NOT NULL)"
+                    " AND NOT EXISTS (SELECT 1 FROM trashed_files t WHERE t.id = v.file_id)"
+                )
+            )
+        ).scalar_one()
+    assert stray == 0
+
+
+async def test_a_reused_url_rewriting_a_kept_version_drops_it(
+    client: httpx.AsyncClient, alice: Account, app: FastAPI, bucket: Bucket, run_worker: RunWorker
+) -> None:
+    """The URL of content kept as a version rewrites that object: the version's bytes are gone,
+    so the version goes (it must not claim the old size and etag), and its bytes with it."""
+    ticket = await reused(client, alice, "/r.bin", b"1")
+    await overwrite(client, alice, "/r.bin", b"newer")
+    assert [v["size"] for v in await versions(client, alice, "/r.bin")] == [5, 1]
+    await rewrite(app, run_worker, ticket, b"rewritten bytes", app.state.settings)
+    assert [v["size"] for v in await versions(client, alice, "/r.bin")] == [5]
+    assert await content(client, alice, "/r.bin") == b"newer"
+    assert (await usage(client, alice))["versions"] == 0
+    await assert_consistent(app, bucket, alice)
+
+
+async def test_a_reused_url_rewriting_a_trashed_file_drops_it(
+    client: httpx.AsyncClient, alice: Account, app: FastAPI, bucket: Bucket, run_worker: RunWorker
+) -> None:
+    """The same for a file in the trash: it goes from its entry, with its versions."""
+    await overwrite(client, alice, "/t.bin", b"before")
+    ticket = await reused(client, alice, "/t.bin", b"1")
+    await delete(client, alice, "/t.bin")
+    await rewrite(app, run_worker, ticket, b"rewritten bytes", app.state.settings)
+    assert (await client.get("/trash", headers=alice.headers)).json()["entries"] == []
+    assert await usage(client, alice) == {**(await usage(client, alice)), "trash": 0, "versions": 0}
+    await assert_no_stray_versions(app)
+    await assert_consistent(app, bucket, alice)
+
+
+async def test_a_reused_url_accepted_drops_the_versions_its_bytes_changed(
+    client: httpx.AsyncClient, alice: Account, app: FastAPI, bucket: Bucket, run_worker: RunWorker
+) -> None:
+    """The file takes the new bytes (and its copy with it); a version of the copy that held the
+    object's old bytes goes."""
+    ticket = await reused(client, alice, "/r.bin", b"1")
+    assert (await copy(client, alice, "/r.bin", "/c.bin")).status_code == 201
+    assert (await copy(client, alice, "/r.bin", "/d.bin")).status_code == 201
+    await overwrite(client, alice, "/c.bin", b"copy's own")
+    await rewrite(app, run_worker, ticket, b"rewritten bytes", app.state.settings)
+    assert await content(client, alice, "/r.bin") == b"rewritten bytes"
+    assert await content(client, alice, "/d.bin") == b"rewritten bytes"
+    assert [v["size"] for v in await versions(client, alice, "/c.bin")] == [10]
+    assert (await usage(client, alice))["versions"] == 0
+    await assert_consistent(app, bucket, alice)
+
+
+async def test_a_reused_url_refused_takes_the_files_versions_and_the_copies_with_it(
+    client: httpx.AsyncClient,
+    alice: Account,
+    app: FastAPI,
+    bucket: Bucket,
+    settings: Settings,
+    run_worker: RunWorker,
+) -> None:
+    """Bytes over the quota rewritten through a confirmed URL are refused: the file and its
+    copies lose the content, their versions go with them, and so does a copy's version that
+    held the object; nothing is left claiming the old size and etag."""
+    await overwrite(client, alice, "/r.bin", b"older")
+    ticket = await reused(client, alice, "/r.bin", b"1")
+    assert (await copy(client, alice, "/r.bin", "/c.bin")).status_code == 201
+    await overwrite(client, alice, "/c.bin", b"copy's own")
+    limited = settings.model_copy(update={"user_quota_bytes": 1024 * 1024})
+    await rewrite(app, run_worker, ticket, os.urandom(2 * 1024 * 1024), limited)
+    assert [f["path"] for f in await listed(client, alice)] == ["/c.bin"]
+    assert [v["size"] for v in await versions(client, alice, "/c.bin")] == [10]
+    assert (await usage(client, alice))["versions"] == 0
+    await assert_no_stray_versions(app)
+    await assert_consistent(app, bucket, alice)
