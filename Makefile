@@ -2,7 +2,7 @@
 UV := $(shell ./scripts/ensure-uv.sh)
 RUN := $(UV) run --frozen
 
-.PHONY: run test lint sync bench bench-smoke bench-metadata bench-zip soak browser quota-repro
+.PHONY: run test lint sync bench bench-smoke bench-metadata bench-zip bench-share soak browser quota-repro
 
 sync:
 	$(UV) sync --frozen
@@ -50,3 +50,7 @@ bench-metadata: sync
 # RSS, against the stack of `make run` (started if not running); FILES= and MIB= per file.
 bench-zip: sync
 	$(RUN) python -m bench.folder_zip --files $(or $(FILES),5) --mib $(or $(MIB),1024)
+
+# A share link's download redirect against the owner's, side by side (issue 21).
+bench-share: sync
+	$(RUN) python -m bench.share_redirects

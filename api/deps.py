@@ -9,6 +9,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from domain.errors import Unauthorized
 from domain.models import User
+from domain.shares.tally import DownloadTally
 from domain.uploads.slots import UploadSlots
 from domain.users.security import TokenReader
 from infra.cache import Cache
@@ -52,12 +53,18 @@ async def get_upload_slots(request: Request) -> UploadSlots:
     return slots
 
 
+async def get_download_tally(request: Request) -> DownloadTally:
+    tally: DownloadTally = request.app.state.download_tally
+    return tally
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 QueueDep = Annotated[ArqRedis, Depends(get_redis)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 UploadSlotsDep = Annotated[UploadSlots, Depends(get_upload_slots)]
+DownloadTallyDep = Annotated[DownloadTally, Depends(get_download_tally)]
 
 
 async def current_user_id(

@@ -28,6 +28,7 @@ from api.storage_events.router import router as storage_events_router
 from api.trash.router import router as trash_router
 from api.uploads.router import router as uploads_router
 from api.users.router import router as users_router
+from domain.shares.tally import running_tally
 from domain.uploads.slots import UploadSlots
 from domain.users.security import TokenReader
 from infra.cache import Cache
@@ -62,7 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.upload_slots = UploadSlots(redis, settings)
             log.info("api started", extra={"environment": settings.environment})
             try:
-                yield
+                interval = settings.share_count_flush_seconds
+                async with running_tally(database, interval) as app.state.download_tally:
+                    yield
             finally:
                 await redis.aclose()
                 await engine.dispose()

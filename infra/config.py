@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # which links are built on; unset, each request's own base URL.
     share_max_seconds: int = Field(default=90 * 24 * 3600, ge=60)
     share_unlock_seconds: int = Field(default=3600, ge=60)
+    # Downloads of shares without a limit are added up in each API process and written this
+    # often (a limited share counts in the database on every click, to hold its limit).
+    share_count_flush_seconds: float = Field(default=1.0, gt=0, le=60)
     public_url: str | None = None
 
     auth_max_failures_per_login: int = 10

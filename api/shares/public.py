@@ -15,7 +15,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.body import JsonBody, validate
-from api.deps import DatabaseDep, QueueDep, SettingsDep, StorageDep
+from api.deps import DatabaseDep, DownloadTallyDep, QueueDep, SettingsDep, StorageDep
 from api.files.router import zip_answer
 from api.head import is_head
 from api.shares import page
@@ -149,6 +149,7 @@ async def download(
     request: Request,
     token: str,
     database: DatabaseDep,
+    tally: DownloadTallyDep,
     storage: StorageDep,
     settings: SettingsDep,
     path: Annotated[
@@ -159,14 +160,25 @@ async def download(
     """Redirect to a short-lived presigned URL of the file (Range works there), counted
     against ``max_downloads``; a ``HEAD`` checks without counting."""
 
+    def redirect(name: str, object_key: str, content_type: str | None) -> Response:
+        disposition = content.content_disposition(name)
+        url = storage.presign_get(object_key, disposition, content_type)
+        return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
+    if path is None and not is_head(request):
+        cookie = request.cookies.get(tokens.COOKIE)
+        shared = await service.file_download(
+            database, tally, token, cookie, settings, _address(request)
+        )
+        if shared is not None:
+            return redirect(shared.name, shared.object_key, shared.content_type)
+
     async def answer(target: Target) -> Response:
         file = await service.file_to_download(database, target, path)
         if not is_head(request):
-            await service.count_download(database, target, "file", _address(request))
+            await service.count_download(database, tally, target, "file", _address(request))
         assert file.object_key is not None
-        disposition = content.content_disposition(file.name)
-        url = storage.presign_get(file.object_key, disposition, file.content_type)
-        return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+        return redirect(file.name, file.object_key, file.content_type)
 
     return await _public(request, database, settings, token, answer, _wants_page(request))
 
@@ -183,6 +195,7 @@ async def zip_folder(
     request: Request,
     token: str,
     database: DatabaseDep,
+    tally: DownloadTallyDep,
     storage: StorageDep,
     settings: SettingsDep,
 ) -> Response:
@@ -192,7 +205,7 @@ async def zip_folder(
     async def answer(target: Target) -> Response:
         folder = service.folder_of(target)
         if not is_head(request):
-            await service.count_download(database, target, "zip", _address(request))
+            await service.count_download(database, tally, target, "zip", _address(request))
         archive = await folder_zip(
             database, storage, target.share.owner_id, folder, settings.zip_page_files
         )

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from api.body import JsonBody
-from api.deps import CurrentUser, DatabaseDep, SettingsDep
+from api.deps import CurrentUser, DatabaseDep, DownloadTallyDep, SettingsDep
 from domain.errors import (
     FileNotFound,
     FolderNotFound,
@@ -52,9 +52,11 @@ async def create_share(
 
 
 @router.get("", response_model=ShareList, responses=responses(Unauthorized))
-async def list_shares(user: CurrentUser, database: DatabaseDep) -> ShareList:
+async def list_shares(
+    user: CurrentUser, database: DatabaseDep, tally: DownloadTallyDep
+) -> ShareList:
     """The caller's links, newest first, each with where its target is now."""
-    return await service.list_shares(database, user)
+    return await service.list_shares(database, tally, user)
 
 
 @router.delete(

@@ -5,10 +5,11 @@ folder shows where it is now. Nothing here is cached: a revoked link stops at on
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import File, Folder, Share
@@ -86,6 +87,58 @@ async def find_live(session: AsyncSession, token_hash: bytes) -> Target | None:
     if file is not None and file.object_key is None:
         return None
     return Target(share, file, folder)
+
+
+@dataclass(frozen=True, slots=True)
+class SharedFile:
+    """A live file share: what its download's redirect needs and the log says."""
+
+    share_id: uuid.UUID
+    owner_id: uuid.UUID
+    downloads: int
+    max_downloads: int | None
+    name: str
+    object_key: str
+    content_type: str | None
+
+
+async def find_file_share(
+    session: AsyncSession, token_hash: bytes, unlocked: uuid.UUID | None
+) -> SharedFile | None:
+    """The live file share a token's hash names, with its file, in one statement and no ORM
+    objects: a download link's whole lookup. A password share is found only when
+    ``unlocked`` is its id. ``None`` when nothing matched, whatever the reason; the caller
+    then takes the general path, which tells why."""
+    shares, files = cast(Table, Share.__table__), cast(Table, File.__table__)
+    statement = select(
+        shares.c.id,
+        shares.c.owner_id,
+        shares.c.downloads,
+        shares.c.max_downloads,
+        files.c.name,
+        files.c.object_key,
+        files.c.content_type,
+    ).where(
+        shares.c.token_hash == token_hash,
+        shares.c.file_id == files.c.id,
+        files.c.object_key.is_not(None),
+        *_live(),
+        or_(shares.c.password_hash.is_(None), shares.c.id == unlocked),
+    )
+    row = (await session.execute(statement)).one_or_none()
+    return None if row is None else SharedFile(*row)
+
+
+async def add_downloads(session: AsyncSession, counts: Mapping[uuid.UUID, int]) -> None:
+    """Add counted downloads to their shares (a share gone since is skipped)."""
+    shares = cast(Table, Share.__table__)
+    statement = (
+        update(shares)
+        .where(shares.c.id == bindparam("share_id"))
+        .values(downloads=shares.c.downloads + bindparam("added"))
+    )
+    rows = [{"share_id": share_id, "added": added} for share_id, added in counts.items()]
+    await session.execute(statement, rows)
 
 
 async def count_download(session: AsyncSession, share_id: uuid.UUID) -> int | None:

@@ -46,6 +46,7 @@ from domain.shares.schemas import (
     ShareList,
     ShareOut,
 )
+from domain.shares.tally import DownloadTally
 from domain.users.security import hash_password, verify_password
 from infra.config import Settings
 from infra.db import Database
@@ -151,11 +152,15 @@ async def create(
     return out
 
 
-async def list_shares(database: Database, user: User) -> ShareList:
-    """The user's shares, newest first, each with its target's current path."""
+async def list_shares(database: Database, tally: DownloadTally, user: User) -> ShareList:
+    """The user's shares, newest first, each with its target's current path and its
+    downloads (with those this process has not written yet)."""
     async with database.reading() as session:
         found = await ShareRepository(session, user.id).all()
-    return ShareList(shares=[_out(target) for target in found])
+    listed = [_out(target) for target in found]
+    for share in listed:
+        share.downloads += tally.pending(share.id)
+    return ShareList(shares=listed)
 
 
 async def revoke(session: AsyncSession, user: User, share_id: uuid.UUID) -> None:
@@ -281,22 +286,78 @@ def folder_of(target: Target) -> str:
     return target.folder_path
 
 
-async def count_download(database: Database, target: Target, what: str, address: str) -> None:
-    """Count a download against the share (``ShareNotFound`` when it was the one too many)."""
-    share = target.share
-    downloads = await database.transaction(
-        lambda session: repository.count_download(session, share.id)
-    )
-    if downloads is None:
-        raise ShareNotFound()
+async def file_download(
+    database: Database,
+    tally: DownloadTally,
+    token: str,
+    cookie: str | None,
+    settings: Settings,
+    address: str,
+) -> repository.SharedFile | None:
+    """A file share's download, counted, in the link's common case (a live file share,
+    unlocked if it has a password) with one lookup; ``None`` sends the caller to the general
+    path (``open_share`` and friends), which handles folders and says why a link fails."""
+    token_hash = tokens.token_hash(token)
+    if token_hash is None:
+        return None
+    unlocked = tokens.unlocked_share(settings.jwt_secret.get_secret_value(), cookie)
+    async with database.single_read() as session:
+        shared = await repository.find_file_share(session, token_hash, unlocked)
+    if shared is not None:
+        ids = (shared.share_id, shared.owner_id, shared.downloads, shared.max_downloads)
+        await _count(database, tally, *ids, "file", address)
+    return shared
+
+
+async def _count(
+    database: Database,
+    tally: DownloadTally,
+    share_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    downloads: int,
+    max_downloads: int | None,
+    what: str,
+    address: str,
+) -> None:
+    """Count a download: against the limit in the database (``ShareNotFound`` when it was
+    the one too many), or in the tally for a share without one."""
+    if max_downloads is None:
+        downloads += tally.add(share_id)
+    else:
+        counted = await database.transaction(
+            lambda session: repository.count_download(session, share_id)
+        )
+        if counted is None:
+            raise ShareNotFound()
+        downloads = counted
+    _log_download(share_id, owner_id, downloads, max_downloads, what, address)
+
+
+def _log_download(
+    share_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    downloads: int,
+    max_downloads: int | None,
+    what: str,
+    address: str,
+) -> None:
     log.info(
         "share downloaded",
         extra={
-            "share_id": str(share.id),
-            "owner_id": str(share.owner_id),
+            "share_id": str(share_id),
+            "owner_id": str(owner_id),
             "what": what,
             "downloads": downloads,
-            "max_downloads": share.max_downloads,
+            "max_downloads": max_downloads,
             "address": address,
         },
     )
+
+
+async def count_download(
+    database: Database, tally: DownloadTally, target: Target, what: str, address: str
+) -> None:
+    """Count a download of an opened share (``ShareNotFound`` when it was one too many)."""
+    share = target.share
+    ids = (share.id, share.owner_id, share.downloads, share.max_downloads)
+    await _count(database, tally, *ids, what, address)

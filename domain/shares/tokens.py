@@ -2,8 +2,9 @@
 
 The token is 32 random bytes (256 bits, 43 URL-safe characters); the database holds its SHA-256
 and lookups go by that hash, so a leaked table names no working link. An unlocked password share
-is remembered by a cookie holding an HMAC (keyed by the JWT secret) of the share's id and the
-cookie's expiry: it proves nothing about another share, and it cannot be stretched.
+is remembered by a cookie holding the share's id, the cookie's expiry and an HMAC (keyed by the
+JWT secret) of both: it proves nothing about another share, it cannot be stretched, and it names
+its share without a lookup (so a download can check it in the statement that counts it).
 """
 
 import hashlib
@@ -38,16 +39,26 @@ def _mac(secret: str, share_id: uuid.UUID, expires: int) -> str:
 def unlock_proof(secret: str, share_id: uuid.UUID, seconds: int) -> str:
     """The cookie value that unlocks ``share_id`` for ``seconds``."""
     expires = int(time.time()) + seconds
-    return f"{expires}.{_mac(secret, share_id, expires)}"
+    return f"{share_id.hex}.{expires}.{_mac(secret, share_id, expires)}"
+
+
+def unlocked_share(secret: str, value: str | None) -> uuid.UUID | None:
+    """The share a cookie value proves unlocked, if it is genuine and unexpired."""
+    if not value:
+        return None
+    id_text, _, rest = value.partition(".")
+    expires_text, _, mac = rest.partition(".")
+    if len(id_text) != 32 or not expires_text.isdigit() or len(expires_text) > 12:
+        return None
+    try:
+        share_id = uuid.UUID(hex=id_text)
+    except ValueError:
+        return None
+    expires = int(expires_text)
+    if expires <= time.time() or not hmac.compare_digest(mac, _mac(secret, share_id, expires)):
+        return None
+    return share_id
 
 
 def proves_unlock(secret: str, share_id: uuid.UUID, value: str | None) -> bool:
-    if not value:
-        return False
-    expires_text, _, mac = value.partition(".")
-    if not expires_text.isdigit() or len(expires_text) > 12:
-        return False
-    expires = int(expires_text)
-    if expires <= time.time():
-        return False
-    return hmac.compare_digest(mac, _mac(secret, share_id, expires))
+    return unlocked_share(secret, value) == share_id

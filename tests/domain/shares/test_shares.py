@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import io
 import logging
+import uuid
 import zipfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -357,6 +358,37 @@ async def test_concurrent_downloads_never_pass_the_limit(
     assert (await shares(client, alice))[0]["downloads"] == 3
 
 
+async def test_downloads_of_an_unlimited_share_are_counted_without_a_write_each(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    await stored(client, alice, "/a.txt", "/d/b.txt")
+    file_share = await make_share(client, alice, path="/a.txt")
+    folder = await make_share(client, alice, path="/d/")
+    answers = await asyncio.gather(
+        *(client.get(link(file_share, "/download")) for _ in range(20)),
+        *(client.get(link(folder, "/download"), params={"path": "b.txt"}) for _ in range(3)),
+        client.get(link(folder, "/zip")),
+    )
+    assert [response.status_code for response in answers] == [307] * 23 + [200]
+    listed = {share["path"]: share["downloads"] for share in await shares(client, alice)}
+    assert listed == {"/a.txt": 20, "/d/": 4}
+
+    async def stored_counts() -> dict[str, int]:
+        async with app.state.database.reading() as session:
+            rows = await session.execute(select(Share.id, Share.downloads))
+        return {str(share_id): downloads for share_id, downloads in rows}
+
+    tally = app.state.download_tally
+    assert (
+        tally.pending(uuid.UUID(file_share["id"])) + (await stored_counts())[file_share["id"]] == 20
+    )
+    await tally.flush(app.state.database)
+    assert await stored_counts() == {file_share["id"]: 20, folder["id"]: 4}
+    assert tally.pending(uuid.UUID(file_share["id"])) == 0
+    listed = {share["path"]: share["downloads"] for share in await shares(client, alice)}
+    assert listed == {"/a.txt": 20, "/d/": 4}
+
+
 # -- a folder share reaches its folder and nothing else ---------------------------------------
 
 
@@ -557,11 +589,22 @@ async def test_an_unlock_cookie_opens_its_own_share_only(
     with_first = {**JSON, "Cookie": f"fs_share_unlock={proof}"}
     assert (await client.get(link(first), headers=with_first)).status_code == 200
     assert error(await client.get(link(second), headers=with_first)) == (401, "share_locked")
-    expiry, _, mac = proof.partition(".")
-    stretched = {**JSON, "Cookie": f"fs_share_unlock={int(expiry) + 10_000}.{mac}"}
-    assert error(await client.get(link(first), headers=stretched)) == (401, "share_locked")
-    forged = {**JSON, "Cookie": f"fs_share_unlock={expiry}.{'0' * 64}"}
-    assert error(await client.get(link(first), headers=forged)) == (401, "share_locked")
+    assert (await client.get(link(first, "/download"), headers=with_first)).status_code == 307
+    refused = await client.get(link(second, "/download"), headers=with_first)
+    assert error(refused) == (401, "share_locked")
+    share_id, expiry, mac = proof.split(".")
+    second_id = uuid.UUID(second["id"]).hex
+    for value in (
+        f"{share_id}.{int(expiry) + 10_000}.{mac}",
+        f"{share_id}.{expiry}.{'0' * 64}",
+        f"{second_id}.{expiry}.{mac}",
+        f"{expiry}.{mac}",
+        f"{'z' * 32}.{expiry}.{mac}",
+    ):
+        forged = {**JSON, "Cookie": f"fs_share_unlock={value}"}
+        assert error(await client.get(link(first), headers=forged)) == (401, "share_locked")
+        downloaded = await client.get(link(first, "/download"), headers=forged)
+        assert error(downloaded) == (401, "share_locked")
 
 
 async def test_wrong_passwords_are_throttled(
