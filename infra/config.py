@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # which links are built on; unset, each request's own base URL.
     share_max_seconds: int = Field(default=90 * 24 * 3600, ge=60)
     share_unlock_seconds: int = Field(default=3600, ge=60)
+    # Upload intents one upload link takes a minute (429 past it), and how long a link stays in
+    # its owner's list after it expired before the purge deletes it.
+    share_uploads_per_minute: int = Field(default=60, ge=1)
+    share_purge_after_seconds: int = Field(default=24 * 3600, ge=0)
     public_url: str | None = None
 
     auth_max_failures_per_login: int = 10
