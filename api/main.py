@@ -24,6 +24,7 @@ from api.request_context import RequestContextMiddleware
 from api.shares.public import NoStoreMiddleware
 from api.shares.public import router as public_shares_router
 from api.shares.router import router as shares_router
+from api.shares.uploads import router as share_uploads_router
 from api.storage_events.router import router as storage_events_router
 from api.trash.router import router as trash_router
 from api.uploads.router import router as uploads_router
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(storage_events_router)
     app.include_router(v1)
     app.include_router(public_shares_router)
+    app.include_router(share_uploads_router)
     app.include_router(liveness_router)
     app.include_router(readiness_router)
     install_pages(app, settings)
