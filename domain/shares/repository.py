@@ -1,5 +1,5 @@
-"""Queries on shares: one owner's (create, list, revoke), a link's by its token hash, and an upload
-link's hold and uploads.
+"""Queries on shares: one owner's (create, list, revoke), a link's by its token hash, an upload
+link's hold and uploads, and the purge of dead ones.
 
 A share names its target by id; its current path is read with it (a join), so a moved file or
 folder shows where it is now. Nothing here is cached: a revoked link stops at once.
@@ -8,6 +8,7 @@ folder shows where it is now. Nothing here is cached: a revoked link stops at on
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -136,3 +137,17 @@ async def find_link_upload(
     """An upload made through the link ``share_id``; any other is as unknown as a missing one."""
     query = select(Upload).where(Upload.id == upload_id, Upload.share_id == share_id)
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def purge_dead(session: AsyncSession, expired_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` shares that expired before ``expired_before``, oldest first;
+    rows another transaction holds (an upload through the link) wait for the next run."""
+    dead = (
+        select(Share.id)
+        .where(Share.expires_at < expired_before)
+        .order_by(Share.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = delete(Share).where(Share.id.in_(dead.scalar_subquery())).returning(Share.id)
+    return len((await session.execute(statement)).all())

@@ -18,6 +18,9 @@ Decided:
   while empty; it counts no downloads, so ``max_downloads`` is 422. It shows the folder's name
   only: its ``download`` and ``zip`` are 404 ``share_not_found``, as a dead link's.
   Its uploads: ``domain.shares.uploads``.
+- Dead links (expired, or used up and then expired) stay in the owner's list
+  ``FILESTORE_SHARE_PURGE_AFTER_SECONDS`` after their expiry; the purge then deletes them. A
+  revoked link is deleted at once.
 """
 
 import asyncio
@@ -336,3 +339,16 @@ async def count_download(database: Database, target: Target, what: str, address:
             "address": address,
         },
     )
+
+
+async def purge_dead(database: Database, settings: Settings) -> int:
+    """Delete the links that expired ``FILESTORE_SHARE_PURGE_AFTER_SECONDS`` ago, at most
+    ``FILESTORE_PURGE_BATCH_SIZE`` a run, in a transaction of their own (a share row comes after
+    every other lock; see ``domain.models``). How many went."""
+    before = datetime.now(UTC) - timedelta(seconds=settings.share_purge_after_seconds)
+    purged = await database.transaction(
+        lambda session: repository.purge_dead(session, before, settings.purge_batch_size)
+    )
+    if purged:
+        log.info("shares purged", extra={"shares": purged, "expired_before": before.isoformat()})
+    return purged
