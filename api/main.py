@@ -24,6 +24,7 @@ from api.request_context import RequestContextMiddleware
 from api.shares.public import NoStoreMiddleware
 from api.shares.public import router as public_shares_router
 from api.shares.router import router as shares_router
+from api.shares.uploads import router as share_uploads_router
 from api.storage_events.router import router as storage_events_router
 from api.trash.router import router as trash_router
 from api.uploads.router import router as uploads_router
@@ -100,6 +101,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)  # preflights and errors carry them too
     app.add_middleware(RequestContextMiddleware)
     metrics_http.install(app, settings)
+    _include_routes(app)
+    install_pages(app, settings)
+    return app
+
+
+def _include_routes(app: FastAPI) -> None:
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(users_router)
     v1.include_router(health_router)
@@ -111,10 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(storage_events_router)
     app.include_router(v1)
     app.include_router(public_shares_router)
+    app.include_router(share_uploads_router)
     app.include_router(liveness_router)
     app.include_router(readiness_router)
-    install_pages(app, settings)
-    return app
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -92,7 +92,9 @@ def document_error_bodies(app: FastAPI) -> None:
             for operation in operations.values():
                 answers = operation.get("responses", {})
                 if "422" in answers:
-                    answers["422"] = {"description": ""}
+                    # FastAPI's own 422 goes; the codes a route declares there stay.
+                    kept = answers["422"].get("description", "")
+                    answers["422"] = {"description": kept if kept.startswith("Error codes") else ""}
                     _declare(operation, responses(ValidationFailed))
                 _declare(operation, responses(*COMMON_ERRORS, HeadersTooLarge))
                 if "requestBody" in operation:

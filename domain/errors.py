@@ -137,6 +137,23 @@ class WrongSharePassword(AppError):
     default_detail = "Wrong password for this share."
 
 
+class UploadLinkNeedsFolder(AppError):
+    status_code = 422
+    code = "upload_link_needs_folder"
+    default_detail = "An upload link names a folder: a path ending with '/'."
+
+
+class ShareUploadsThrottled(AppError):
+    """An upload link took its intents of the minute (``FILESTORE_SHARE_UPLOADS_PER_MINUTE``)."""
+
+    status_code = 429
+    code = "share_uploads_throttled"
+    default_detail = "This upload link has taken as many files as it may this minute; retry later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(headers={"Retry-After": str(max(retry_after, 1))})
+
+
 class Conflict(AppError):
     status_code = 409
     code = "conflict"

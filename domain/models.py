@@ -16,7 +16,11 @@ its own. ``object_deletions`` rows are only inserted by those transactions and l
 alone (``SKIP LOCKED``).
 ``shares`` rows come after ``files`` (deleting a file or a folder row cascades into its shares);
 a share is created under its owner's path lock (so its target cannot vanish between the check
-and the insert), and revoking or counting a download locks that one share row and nothing else.
+and the insert), and revoking or counting a download locks that one share row (revoking then
+clears the link from its uploads, ``uploads.share_id``). An intent through an upload link takes
+the owner's path lock, then a key-share lock on its share (so the link cannot be revoked under
+it), then the usual **files → uploads → users**; the purge deletes dead shares in a transaction
+of their own.
 """
 
 import enum
@@ -181,6 +185,9 @@ class Upload(Base):
     # While pending, the bytes this upload may write, held against the owner's quota; closing
     # the upload (any status but pending) releases it.
     reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The upload link (§15) it was made through: that link's follow-up routes reach it, no
+    # other link's. SET NULL: a link that goes leaves its uploads to their owner.
+    share_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("shares.id", ondelete="SET NULL"))
 
     __table_args__ = (
         Index("uploads_pending_expiry", "expires_at", postgresql_where=text("status = 'pending'")),
@@ -285,11 +292,15 @@ class Share(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     max_downloads: Mapped[int | None] = mapped_column()
     downloads: Mapped[int] = mapped_column(default=0, server_default="0")
-    # An upload link (a file request) into the folder; reserved, no route yet.
+    # An upload link (a file request) into the folder: anyone with it may add files there
+    # (never overwriting) and sees nothing of what the folder holds; it counts no downloads.
     upload: Mapped[bool] = mapped_column(default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (Index("shares_owner_created", "owner_id", "created_at"),)
+    __table_args__ = (
+        Index("shares_owner_created", "owner_id", "created_at"),
+        Index("shares_expires_at", "expires_at"),
+    )
 
 
 class ObjectDeletion(Base):

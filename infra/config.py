@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # Downloads of shares without a limit are added up in each API process and written this
     # often (a limited share counts in the database on every click, to hold its limit).
     share_count_flush_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Upload intents one upload link takes a minute (429 past it), and how long a link stays in
+    # its owner's list after it expired before the purge deletes it.
+    share_uploads_per_minute: int = Field(default=60, ge=1)
+    share_purge_after_seconds: int = Field(default=24 * 3600, ge=0)
     public_url: str | None = None
 
     auth_max_failures_per_login: int = 10

@@ -128,7 +128,8 @@ class _Metrics:
         )
         self.purged = Counter(
             "filestore_purged",
-            "The purge: trash entries deleted for good, versions beyond the limit dropped.",
+            "The purge: trash entries deleted for good, versions beyond the limit dropped, dead "
+            "share links deleted.",
             ["what"],
         )
         self.swept = Counter(
@@ -268,9 +269,9 @@ def outbox_drained(deleted: int) -> None:
 
 
 def purged(counts: dict[str, int]) -> None:
-    """The purge's counts: ``trash_entries`` and ``versions``."""
+    """The purge's counts: ``trash_entries``, ``versions`` and ``shares``."""
     if _metrics is not None:
-        for what in ("trash_entries", "versions"):
+        for what in ("trash_entries", "versions", "shares"):
             _metrics.purged.labels(what).inc(counts.get(what, 0))
 
 

@@ -1,8 +1,10 @@
-"""Login throttling in Redis: fixed windows per login and per client address.
+"""Rate limits in Redis, fixed windows: login throttling per login and per client address, and
+a plain limit of hits per key (an upload link's intents a minute).
 
 Every attempt is counted before its password is checked, and counted and judged in one atomic
 Redis step, so concurrent attempts cannot all slip under the limit. A successful login takes
-its attempt back (and clears the login's counter): only failures add up.
+its attempt back (and clears the login's counter): only failures add up. A ``RateLimit`` counts
+every hit the same way, and takes none back.
 """
 
 import logging
@@ -87,3 +89,28 @@ class AuthThrottle:
             await self._succeeded(keys=list(self._keys(login, address).values()))
         except REDIS_FAILURES as error:
             log.warning("auth throttle unavailable", extra={"error": repr(error)})
+
+
+class RateLimit:
+    """At most ``limit`` hits per key in each fixed window of ``window_seconds``, counted with
+    the throttle's atomic step. Fails open, as the throttle does: with Redis down nothing is
+    limited (a warning is logged)."""
+
+    def __init__(self, redis: Redis, prefix: str, limit: int, window_seconds: int) -> None:
+        self._prefix = prefix
+        self._limit = limit
+        self._window = window_seconds
+        self._attempt = redis.register_script(_ATTEMPT)
+
+    async def hit(self, key: str) -> int:
+        """Count a hit on ``key``: 0 while within the limit, else the seconds until the window
+        ends (a ``Retry-After``)."""
+        try:
+            count, ttl = await self._attempt(keys=[f"{self._prefix}:{key}"], args=[self._window])
+        except REDIS_FAILURES as error:
+            log.warning("rate limit unavailable; not limiting", extra={"error": repr(error)})
+            return 0
+        if int(count) <= self._limit:
+            return 0
+        log.warning("rate limited", extra={"keys": self._prefix, "key": key, "limit": self._limit})
+        return int(ttl) if int(ttl) > 0 else self._window

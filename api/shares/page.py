@@ -1,9 +1,11 @@
 """The page a browser gets for a share link: the file, or the folder's listing, with download
-links; a password form while the share is locked; a plain page for a dead link.
+links; for an upload link, a form that uploads a file; a password form while the share is
+locked; a plain page for a dead link.
 
 Built as a string with every value escaped (names come from whoever owns the files), styled by
-the web page's own stylesheet, and served under the web page's Content-Security-Policy (no
-script at all runs here).
+the web page's own stylesheet, and served under the web page's Content-Security-Policy: no
+inline script; an upload link's page loads ``share-upload.js`` from ``api/web/``, which sends the
+file through ``POST /s/{token}/upload`` and its presigned PUT.
 """
 
 from html import escape
@@ -13,10 +15,11 @@ from fastapi.responses import HTMLResponse
 
 from api.browser_security import CSP, page_policy
 from domain.errors import AppError
-from domain.shares.schemas import PublicFileShare, PublicFolderShare
+from domain.shares.schemas import PublicFileShare, PublicFolderShare, PublicUploadShare
 from infra.config import Settings
 
 STYLE = "/static/web/style.css"
+UPLOAD_SCRIPT = "/static/web/share-upload.js"
 
 
 def human_size(size: int) -> str:
@@ -55,10 +58,28 @@ def _link(url: str, **query: str) -> str:
     return url + "?" + urlencode(query)
 
 
+def _upload_form(base: str, shown: PublicUploadShare) -> str:
+    return (
+        f"<h2>Send files to {escape(shown.name)}/</h2>\n"
+        '<p class="note">What you send goes into this folder; you cannot see what it holds, '
+        "and a name already there gets a number instead of replacing it.</p>\n"
+        f'<form id="share-upload" data-link="{escape(base)}">\n'
+        '<label>File <input id="share-file" name="file" type="file" multiple required></label>\n'
+        '<button type="submit">Upload</button>\n</form>\n'
+        '<p id="error" role="alert" hidden></p>\n'
+        '<ul id="share-sent" class="note" aria-live="polite"></ul>\n'
+        f'<script src="{UPLOAD_SCRIPT}" defer></script>'
+    )
+
+
 def shared(
-    settings: Settings, token: str, shown: PublicFileShare | PublicFolderShare
+    settings: Settings,
+    token: str,
+    shown: PublicFileShare | PublicFolderShare | PublicUploadShare,
 ) -> HTMLResponse:
     base = _base(token)
+    if isinstance(shown, PublicUploadShare):
+        return _answer(settings, shown.name, _upload_form(base, shown))
     if isinstance(shown, PublicFileShare):
         body = (
             f'<h2>{escape(shown.name)}</h2>\n<p class="note">{escape(human_size(shown.size))}</p>\n'

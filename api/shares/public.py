@@ -36,7 +36,12 @@ from domain.files.paths import last_segment
 from domain.folders.archive import folder_zip
 from domain.shares import service, tokens
 from domain.shares.repository import Target
-from domain.shares.schemas import PublicFileShare, PublicFolderShare, UnlockIn
+from domain.shares.schemas import (
+    PublicFileShare,
+    PublicFolderShare,
+    PublicUploadShare,
+    UnlockIn,
+)
 from domain.text import RULE, find_unclean_text
 from infra.config import Settings
 from infra.ratelimit import AuthThrottle
@@ -112,7 +117,7 @@ async def _public(
 
 @router.get(
     "/{token}",
-    response_model=PublicFileShare | PublicFolderShare,
+    response_model=PublicFileShare | PublicFolderShare | PublicUploadShare,
     responses={
         200: {"content": {"text/html": {}}, "description": "The page, or JSON (Accept)."},
         **responses(ShareNotFound, ShareLocked, InvalidCursor, InvalidPath),
@@ -127,7 +132,8 @@ async def open_link(
     cursor: Annotated[str | None, Query(max_length=8192)] = None,
 ) -> Response:
     """The shared file (name and size) or the folder's files, a page at a time: JSON when
-    asked for (``Accept: application/json``), else a page with download links."""
+    asked for (``Accept: application/json``), else a page with download links. An upload link
+    shows its folder's name only (the page: a form that uploads a file)."""
     as_json = _wants_json(request)
 
     async def answer(target: Target) -> Response:
@@ -158,7 +164,7 @@ async def download(
     ] = None,
 ) -> Response:
     """Redirect to a short-lived presigned URL of the file (Range works there), counted
-    against ``max_downloads``; a ``HEAD`` checks without counting."""
+    against ``max_downloads``; a ``HEAD`` checks without counting. 404 for an upload link."""
 
     def redirect(name: str, object_key: str, content_type: str | None) -> Response:
         disposition = content.content_disposition(name)
@@ -200,7 +206,7 @@ async def zip_folder(
     settings: SettingsDep,
 ) -> Response:
     """The shared folder as a zip streamed as it is read (names relative to the folder),
-    counted as one download."""
+    counted as one download. 404 for an upload link."""
 
     async def answer(target: Target) -> Response:
         folder = service.folder_of(target)

@@ -11,8 +11,10 @@ from domain.errors import (
     FileNotFound,
     FolderNotFound,
     InvalidPath,
+    PathTaken,
     ShareNotFound,
     Unauthorized,
+    UploadLinkNeedsFolder,
     ValidationFailed,
     responses,
 )
@@ -34,7 +36,15 @@ def base_url(request: Request, settings: Settings) -> str:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ShareOut,
-    responses=responses(Unauthorized, InvalidPath, FileNotFound, FolderNotFound, ValidationFailed),
+    responses=responses(
+        Unauthorized,
+        InvalidPath,
+        FileNotFound,
+        FolderNotFound,
+        PathTaken,
+        UploadLinkNeedsFolder,
+        ValidationFailed,
+    ),
 )
 async def create_share(
     request: Request,
@@ -44,7 +54,11 @@ async def create_share(
     body: ShareBody,
 ) -> ShareOut:
     """A link to a file or a folder that anyone holding it may open (``/s/{token}``), until it
-    expires, is used up or revoked. The answer's ``url`` is the only time the link is shown."""
+    expires, is used up or revoked. The answer's ``url`` is the only time the link is shown.
+
+    With ``upload: true``, an upload link (a file request) to the folder ``path`` (ending with
+    ``/``; made if missing): anyone holding it may add files there (``POST /s/{token}/upload``)
+    and sees nothing of what the folder holds."""
     root = base_url(request, settings)
     return await database.transaction(
         lambda session: service.create(session, user, body, settings, root)

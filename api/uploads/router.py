@@ -189,6 +189,18 @@ async def upload_state(
         return await single.upload_state(session, settings, upload)
 
 
+def closed_answer(state: UploadState, response: Response) -> JSONResponse | None:
+    """What ``complete`` answers instead of the state: 409 for an upload that closed without
+    content (its rejection committed); ``None`` otherwise, a pending one made a 202."""
+    if state.status in {UploadStatus.rejected, UploadStatus.expired, UploadStatus.aborted}:
+        detail = f"The upload is {state.status}: {state.reason or 'no reason given'}."
+        return error_response(UploadClosed(detail))
+    if state.status == UploadStatus.pending:
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Retry-After"] = "1"
+    return None
+
+
 @router.post(
     "/uploads/{upload_id}/complete",
     response_model=UploadState,
@@ -223,13 +235,7 @@ async def complete_upload(
     state = await database.transaction(
         lambda session: multipart.complete_multipart(session, storage, settings, upload, parts)
     )
-    if state.status in {UploadStatus.rejected, UploadStatus.expired, UploadStatus.aborted}:
-        detail = f"The upload is {state.status}: {state.reason or 'no reason given'}."
-        return error_response(UploadClosed(detail))
-    if state.status == UploadStatus.pending:
-        response.status_code = status.HTTP_202_ACCEPTED
-        response.headers["Retry-After"] = "1"
-    return state
+    return closed_answer(state, response) or state
 
 
 @router.post(

@@ -334,6 +334,15 @@ class FileRepository:
         row = (await self.session.execute(select(folder, explicit, parent_file))).one()
         return bool(row[0] or row[1]), row[2]
 
+    async def taken(self, paths: Sequence[str]) -> set[str]:
+        """Which of the file ``paths`` are held: by a file (with content or an upload pending)
+        or by a folder of that name (any folder row, listed or not): one round trip."""
+        files = select(File.path).where(File.owner_id == self.owner_id, File.path.in_(paths), _LIVE)
+        folders = select(func.left(Folder.path, -1)).where(
+            Folder.owner_id == self.owner_id, Folder.path.in_([path + "/" for path in paths])
+        )
+        return set((await self.session.execute(union_all(files, folders))).scalars())
+
     async def at(self, path: str) -> File | None:
         """The row at ``path``, with content or not, locked."""
         query = (

@@ -1,4 +1,5 @@
-"""Queries on shares: one owner's (create, list, revoke), and a link's by its token hash.
+"""Queries on shares: one owner's (create, list, revoke), a link's by its token hash, an upload
+link's hold and uploads, and the purge of dead ones.
 
 A share names its target by id; its current path is read with it (a join), so a moved file or
 folder shows where it is now. Nothing here is cached: a revoked link stops at once.
@@ -7,12 +8,13 @@ folder shows where it is now. Nothing here is cached: a revoked link stops at on
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.models import File, Folder, Share
+from domain.models import File, Folder, Share, Upload
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +155,52 @@ async def count_download(session: AsyncSession, share_id: uuid.UUID) -> int | No
     )
     found = (await session.execute(statement)).scalar_one_or_none()
     return None if found is None else int(found)
+
+
+async def hold_upload_link(session: AsyncSession, share_id: uuid.UUID) -> str | None:
+    """The current folder of the live upload link ``share_id``, its row key-share locked until
+    the transaction ends (it cannot be revoked or purged meanwhile, and an upload may name
+    it); ``None`` when it is no longer live. Taken after the owner's path lock, so the folder
+    cannot move between this read and the upload."""
+    query = (
+        select(Folder.path)
+        .select_from(Share)
+        .join(Folder, Folder.id == Share.folder_id)
+        .where(Share.id == share_id, Share.upload, *_live())
+        .with_for_update(of=Share, key_share=True, read=True)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def mark_link_upload(
+    session: AsyncSession, upload_id: uuid.UUID, share_id: uuid.UUID
+) -> None:
+    """Record that the upload was made through the link (its follow-up routes may reach it)."""
+    await session.execute(
+        update(Upload)
+        .where(Upload.id == upload_id)
+        .values(share_id=share_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def find_link_upload(
+    session: AsyncSession, share_id: uuid.UUID, upload_id: uuid.UUID
+) -> Upload | None:
+    """An upload made through the link ``share_id``; any other is as unknown as a missing one."""
+    query = select(Upload).where(Upload.id == upload_id, Upload.share_id == share_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def purge_dead(session: AsyncSession, expired_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` shares that expired before ``expired_before``, oldest first;
+    rows another transaction holds (an upload through the link) wait for the next run."""
+    dead = (
+        select(Share.id)
+        .where(Share.expires_at < expired_before)
+        .order_by(Share.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = delete(Share).where(Share.id.in_(dead.scalar_subquery())).returning(Share.id)
+    return len((await session.execute(statement)).all())

@@ -13,6 +13,14 @@ Decided:
 - Nothing is cached, in Redis or in memory: a revoked link stops at the next request.
 - The link's URL is shown once, in the answer to ``POST /shares``: only the token's hash is
   kept.
+- An upload link (``upload: true``) names a folder by a path ending with ``/`` (422
+  ``upload_link_needs_folder`` otherwise), made explicit (created if missing) so it is there
+  while empty; it counts no downloads, so ``max_downloads`` is 422. It shows the folder's name
+  only: its ``download`` and ``zip`` are 404 ``share_not_found``, as a dead link's.
+  Its uploads: ``domain.shares.uploads``.
+- Dead links (expired, or used up and then expired) stay in the owner's list
+  ``FILESTORE_SHARE_PURGE_AFTER_SECONDS`` after their expiry; the purge then deletes them. A
+  revoked link is deleted at once.
 """
 
 import asyncio
@@ -28,6 +36,7 @@ from domain.errors import (
     InvalidPath,
     ShareLocked,
     ShareNotFound,
+    UploadLinkNeedsFolder,
     ValidationFailed,
     WrongSharePassword,
 )
@@ -35,6 +44,7 @@ from domain.files.paths import is_folder, last_segment, normalize_path, parse_re
 from domain.files.repository import FileRepository
 from domain.files.schemas import decode_cursor, encode_cursor
 from domain.folders.repository import FolderRepository
+from domain.folders.service import make_folder
 from domain.models import File, Folder, Share, User
 from domain.shares import repository, tokens
 from domain.shares.repository import ShareRepository, Target
@@ -42,6 +52,7 @@ from domain.shares.schemas import (
     PublicFile,
     PublicFileShare,
     PublicFolderShare,
+    PublicUploadShare,
     ShareIn,
     ShareList,
     ShareOut,
@@ -69,6 +80,7 @@ def _out(target: Target, url: str | None = None) -> ShareOut:
         has_password=share.password_hash is not None,
         max_downloads=share.max_downloads,
         downloads=share.downloads,
+        upload=share.upload,
         created_at=share.created_at,
     )
 
@@ -107,6 +119,20 @@ def _lifetime(body: ShareIn, settings: Settings) -> int:
     return body.expires_in
 
 
+async def _upload_folder(session: AsyncSession, user: User, body: ShareIn) -> Folder:
+    """An upload link's folder, made explicit (created if missing): it stays while empty."""
+    if body.max_downloads is not None:
+        raise ValidationFailed("max_downloads: an upload link counts no downloads.")
+    if not (body.path.startswith("/") and body.path.endswith("/")):
+        raise UploadLinkNeedsFolder()
+    if normalize_path(body.path) == "/":
+        raise InvalidPath("The root cannot be shared: share a folder or a file.")
+    made, _ = await make_folder(session, user, body.path)
+    folder = await FolderRepository(session, user.id).find_listed(made.path)
+    assert folder is not None
+    return folder
+
+
 async def create(
     session: AsyncSession, user: User, body: ShareIn, settings: Settings, base_url: str
 ) -> ShareOut:
@@ -116,7 +142,11 @@ async def create(
     password_hash = await asyncio.to_thread(hash_password, body.password) if body.password else None
     # Under the path lock, the target cannot be deleted between the check and the insert.
     await FileRepository(session, user.id).lock_paths()
-    target = await _target(session, user.id, body.path)
+    target = (
+        await _upload_folder(session, user, body)
+        if body.upload
+        else await _target(session, user.id, body.path)
+    )
     token = tokens.new_token()
     token_hash = tokens.token_hash(token)
     assert token_hash is not None
@@ -129,6 +159,7 @@ async def create(
             password_hash=password_hash,
             expires_at=datetime.now(UTC) + timedelta(seconds=seconds),
             max_downloads=body.max_downloads,
+            upload=body.upload,
         )
     )
     found = (
@@ -147,6 +178,7 @@ async def create(
             "expires_at": out.expires_at.isoformat(),
             "has_password": out.has_password,
             "max_downloads": out.max_downloads,
+            "upload": out.upload,
         },
     )
     return out
@@ -241,10 +273,12 @@ def relative_path(raw: str) -> str:
 
 async def view(
     database: Database, target: Target, cursor: str | None, limit: int
-) -> PublicFileShare | PublicFolderShare:
-    """What a link shows: the file, or a page of the files below the folder (paths relative
-    to it)."""
+) -> PublicFileShare | PublicFolderShare | PublicUploadShare:
+    """What a link shows: the file, a page of the files below the folder (paths relative to
+    it), or for an upload link the folder's name alone."""
     has_password = target.share.password_hash is not None
+    if target.share.upload:
+        return PublicUploadShare(name=last_segment(target.path), has_password=has_password)
     if target.file is not None:
         file = target.file
         return PublicFileShare(name=file.name, size=file.size or 0, has_password=has_password)
@@ -265,7 +299,10 @@ async def view(
 
 
 async def file_to_download(database: Database, target: Target, raw: str | None) -> File:
-    """The file a download names: a file share's own, or ``raw`` below a folder share."""
+    """The file a download names: a file share's own, or ``raw`` below a folder share. An
+    upload link has nothing to download: 404, as a dead link."""
+    if target.share.upload:
+        raise ShareNotFound()
     if target.file is not None:
         if raw is not None:
             raise InvalidPath("This share is a file: download it without a path.")
@@ -281,6 +318,8 @@ async def file_to_download(database: Database, target: Target, raw: str | None) 
 
 
 def folder_of(target: Target) -> str:
+    if target.share.upload:
+        raise ShareNotFound()
     if target.folder_path is None:
         raise InvalidPath("This share is a file: download it with /s/{token}/download.")
     return target.folder_path
@@ -361,3 +400,16 @@ async def count_download(
     share = target.share
     ids = (share.id, share.owner_id, share.downloads, share.max_downloads)
     await _count(database, tally, *ids, what, address)
+
+
+async def purge_dead(database: Database, settings: Settings) -> int:
+    """Delete the links that expired ``FILESTORE_SHARE_PURGE_AFTER_SECONDS`` ago, at most
+    ``FILESTORE_PURGE_BATCH_SIZE`` a run, in a transaction of their own (a share row comes after
+    every other lock; see ``domain.models``). How many went."""
+    before = datetime.now(UTC) - timedelta(seconds=settings.share_purge_after_seconds)
+    purged = await database.transaction(
+        lambda session: repository.purge_dead(session, before, settings.purge_batch_size)
+    )
+    if purged:
+        log.info("shares purged", extra={"shares": purged, "expired_before": before.isoformat()})
+    return purged

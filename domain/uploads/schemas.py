@@ -25,13 +25,12 @@ MAX_SINGLE_PUT_BYTES = 5 * 1024 * 1024 * 1024
 MAX_PARTS_PER_CALL = 1000
 
 
-class UploadIntentIn(BaseModel):
-    """A direct upload: the API signs, the client sends the bytes to storage."""
+class ContentIntent(BaseModel):
+    """What a direct upload's intent says of its bytes (the owner's intent and an upload link's
+    share it)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(max_length=4096, description="Target path; a trailing '/' is a folder.")
-    name: str | None = Field(default=None, max_length=1024, description="File name for a folder.")
     size: int | None = Field(
         default=None, ge=1, description="Exact size; signed as Content-Length."
     )
@@ -68,6 +67,13 @@ class UploadIntentIn(BaseModel):
     @classmethod
     def sha256_digest(cls, value: str | None) -> str | None:
         return sha256_hex(value)
+
+
+class UploadIntentIn(ContentIntent):
+    """A direct upload: the API signs, the client sends the bytes to storage."""
+
+    path: str = Field(max_length=4096, description="Target path; a trailing '/' is a folder.")
+    name: str | None = Field(default=None, max_length=1024, description="File name for a folder.")
 
 
 def sha256_hex(value: str | None) -> str | None:

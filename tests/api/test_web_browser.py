@@ -485,3 +485,61 @@ async def test_docs_and_redoc_load_offline_and_authorize_signs_in(
         await context.close()
     assert refused == []
     assert watch.console == [], watch.console
+
+
+async def test_an_upload_links_page_sends_a_file_into_the_owners_folder(
+    browser: Browser, running_service: Service, tmp_path: Path
+) -> None:
+    """Someone with an upload link (no account) picks a file on the link's page: it goes to
+    storage with one presigned PUT and lands in the owner's folder; nothing is blocked."""
+    base_url, _, _ = running_service
+    api = f"{base_url}/api/v1"
+    login, password = f"drop{time.time_ns() % 10**10}", "drop-pass-1234"
+    async with httpx.AsyncClient() as http:
+        assert (
+            await http.post(f"{api}/user/register", json={"login": login, "password": password})
+        ).status_code == 201
+        token = (
+            await http.post(f"{api}/user/auth", json={"login": login, "password": password})
+        ).json()["access_token"]
+        owner = {"Authorization": f"Bearer {token}"}
+        made = await http.post(
+            f"{api}/shares", json={"path": "/inbox/", "upload": True}, headers=owner
+        )
+        assert made.status_code == 201, made.text
+        link = urlsplit(made.json()["url"]).path
+    picked = tmp_path / "cv.txt"
+    picked.write_bytes(b"my cv\n" * 100)
+
+    context = await browser.new_context()
+    watch = PolicyWatch()
+    await watch.attach(context)
+    page = await context.new_page()
+    try:
+        await page.goto(f"{base_url}{link}")
+        await page.wait_for_selector("#share-upload")
+        for _ in range(2):  # the second gets a number: nothing is overwritten
+            await page.set_input_files("#share-file", [str(picked)])
+            await page.click("#share-upload button")
+            await page.wait_for_function(
+                "() => [...document.querySelectorAll('#share-sent li')]"
+                ".every((li) => li.textContent.endsWith(': sent'))"
+                " && document.querySelectorAll('#share-sent li').length > 0",
+                timeout=60_000,
+            )
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#share-sent li').length === 2"
+        )
+        lines = await page.locator("#share-sent li").all_text_contents()
+        assert lines == ["cv.txt: sent", "cv (1).txt: sent"], lines
+        await _shot(page, "share-upload")
+        assert await watch.events(page) == [], await watch.events(page)
+        assert watch.console == [], watch.console
+    finally:
+        await context.close()
+    async with httpx.AsyncClient() as http:
+        files = (await http.get(f"{api}/files", params={"path": "/inbox/"}, headers=owner)).json()
+    assert sorted((f["name"], f["size"]) for f in files["files"]) == [
+        ("cv (1).txt", 600),
+        ("cv.txt", 600),
+    ]

@@ -289,7 +289,8 @@ async def test_the_purge_is_counted(
         await session.commit()
     monkeypatch.setattr(settings, "versions_kept", 1)
     before = await scrape(client)
-    assert await tasks.purge(worker_ctx(app, settings)) == {"trash_entries": 1, "versions": 1}
+    counts = await tasks.purge(worker_ctx(app, settings))
+    assert counts == {"trash_entries": 1, "versions": 1, "shares": 0}
     after = await scrape(client)
     assert moved(before, after, "filestore_purged_total", what="trash_entries") == 1
     assert moved(before, after, "filestore_purged_total", what="versions") == 1

@@ -1,14 +1,17 @@
-"""The purge (a worker task): trash entries past their retention, and versions beyond the limit.
+"""The purge (a worker task): trash entries past their retention, versions beyond the limit, and
+share links long dead.
 
-Bounded per run (``FILESTORE_PURGE_BATCH_SIZE`` entries, as many files' versions), in one
-transaction; entries and files another transaction holds are skipped and left to the next run.
-The objects go through the outbox, whose drain deletes each once nothing references it.
+Bounded per run (``FILESTORE_PURGE_BATCH_SIZE`` entries, as many files' versions, as many
+shares), trash and versions in one transaction, shares in one of their own; rows another
+transaction holds are skipped and left to the next run. The objects go through the outbox,
+whose drain deletes each once nothing references it.
 """
 
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.shares.service import purge_dead
 from domain.trash.service import purge_due
 from domain.versions.service import trim_over_limit
 from infra import metrics
@@ -25,6 +28,7 @@ async def purge(database: Database, settings: Settings) -> dict[str, int]:
         return {"trash_entries": entries, "versions": versions}
 
     counts = await database.transaction(work)
+    counts["shares"] = await purge_dead(database, settings)
     metrics.purged(counts)
     if any(counts.values()):
         log.info("purge ran", extra=counts)

@@ -169,7 +169,6 @@ async def test_options_and_their_limits(
         {"path": "/a.txt", "expires_in": 0},
         {"path": "/a.txt", "max_downloads": 0},
         {"path": "/a.txt", "password": ""},
-        {"path": "/a.txt", "upload": True},  # upload links: not yet
         {"path": "/a.txt", "owner": "someone"},
         {},
     ):
