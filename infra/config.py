@@ -430,6 +430,9 @@ def _named(model: type[Group], error: ValidationError) -> str:
     lines = [f"{len(error.errors())} invalid setting(s)"]
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else ""
+        if not field:
+            lines.append(item["msg"])
+            continue
         name = names.get(field) or names.get(_field_of(model, field), field)
         lines.append(f"{name}: {item['msg']} (got {item.get('input')!r})")
     return "\n".join(lines)
