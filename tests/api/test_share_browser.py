@@ -102,7 +102,12 @@ async def test_the_page_shares_a_file_and_a_folder_that_an_anonymous_browser_dow
         base_url,
         login,
         password,
-        {"/report.bin": report, "/docs/notes.txt": b"hello", "/docs/sub/2.txt": b"two"},
+        {
+            "/report.bin": report,
+            "/docs/notes.txt": b"hello",
+            "/docs/sub/2.txt": b"two",
+            "/inbox/readme.txt": b"send here",
+        },
     )
     owner = await browser.new_context(viewport={"width": 1300, "height": 800})
     await owner.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
@@ -144,11 +149,30 @@ async def test_the_page_shares_a_file_and_a_folder_that_an_anonymous_browser_dow
         )
         assert folder_url.startswith(f"{base_url}/s/") and folder_url != file_url
         await page.click("#share-result [data-close]")
+        # An upload link: ticking it hides the download limit (an upload link counts none).
+        await page.locator('tr[data-folder="/inbox/"]').get_by_role("button", name="Share").click()
+        assert await page.locator("#share-max-row").is_visible()
+        await page.check("#share-upload")
+        assert await page.locator("#share-max-row").is_hidden()
+        await page.select_option("#share-expiry", "3600")
+        await page.click("#share-create")
+        await page.wait_for_selector("#share-result:not([hidden])")
+        inbox_url = await page.input_value("#share-url")
+        assert inbox_url.startswith(f"{base_url}/s/") and inbox_url not in {file_url, folder_url}
+        await page.click("#share-result [data-close]")
 
         now = datetime.now(UTC)
         shares = await _shares(http)
-        assert set(shares) == {"/report.bin", "/docs/"}
+        assert set(shares) == {"/report.bin", "/docs/", "/inbox/"}
         file_share, folder_share = shares["/report.bin"], shares["/docs/"]
+        inbox_share = shares["/inbox/"]
+        assert (inbox_share["kind"], inbox_share["upload"], inbox_share["max_downloads"]) == (
+            "folder",
+            True,
+            None,
+        )
+        assert _near(inbox_share["expires_at"], now + timedelta(hours=1))
+        assert not file_share["upload"] and not folder_share["upload"]
         assert (file_share["kind"], file_share["has_password"], file_share["max_downloads"]) == (
             "file",
             True,
@@ -159,7 +183,7 @@ async def test_the_page_shares_a_file_and_a_folder_that_an_anonymous_browser_dow
         assert folder_share["max_downloads"] is None
         assert _near(folder_share["expires_at"], now + timedelta(days=3))
 
-        # My shares: both, with the links this tab made, their state and Copy link.
+        # My shares: all three, with the links this tab made, their state and Copy link.
         await page.click("#shares-link")
         file_row = page.locator(f'#shares-listing tr[data-share="{file_share["id"]}"]')
         folder_row = page.locator(f'#shares-listing tr[data-share="{folder_share["id"]}"]')
@@ -169,6 +193,15 @@ async def test_the_page_shares_a_file_and_a_folder_that_an_anonymous_browser_dow
         cells = await file_row.locator("td").all_text_contents()
         assert (cells[0], cells[3], cells[4]) == ("/report.bin", "yes", "0 / 5")
         assert (await folder_row.locator("td").all_text_contents())[3:5] == ["no", "0"]
+        inbox_row = page.locator(f'#shares-listing tr[data-share="{inbox_share["id"]}"]')
+        assert await inbox_row.locator("input").input_value() == inbox_url
+        assert (await inbox_row.locator("td").first.text_content()) == "/inbox/ (upload link)"
+        page.once("dialog", lambda dialog: dialog.accept())  # "Revoke the link to …?"
+        await inbox_row.get_by_role("button", name="Revoke").click()
+        await inbox_row.wait_for(state="detached")
+        assert set(await _shares(http)) == {"/report.bin", "/docs/"}
+        gone = await visitor.goto(inbox_url)
+        assert gone is not None and gone.status == 404
         await folder_row.get_by_role("button", name="Copy link").click()
         await folder_row.locator("text=Copied.").wait_for()
         assert await page.evaluate("() => navigator.clipboard.readText()") == folder_url
