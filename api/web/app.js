@@ -13,6 +13,9 @@ const UPLOADS_IN_FLIGHT = 3;
 // name, not a secret, is remembered in localStorage to fill the form.
 const TOKEN_KEY = "filestore.token";
 const LOGIN_KEY = "filestore.login";
+// A share's link is shown once (the API keeps only its token's hash); the page remembers the
+// links it made in this tab's sessionStorage, beside the token (which can do more), by share id.
+const LINKS_KEY = "filestore.shares";
 localStorage.removeItem(TOKEN_KEY); // where earlier versions of this page kept it
 
 const $ = (selector) => document.querySelector(selector);
@@ -95,6 +98,7 @@ async function signIn(login, password) {
 function signOut() {
   state.token = null;
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(LINKS_KEY);
   show();
 }
 
@@ -216,6 +220,7 @@ function folderRow(body, folder) {
   const actions = cells(row, link(`${folder.name}/`, folder.path), "", when(folder.modified_at));
   actions.append(
     button("Zip", () => run(() => fetchFile({ path: folder.path, format: "zip" }, `${folder.name}.zip`))),
+    button("Share", () => openShare(folder.path, "folder")),
     button("Rename", () => run(() => rename(folder.path))),
     button("Move", () => run(() => chooseAndMove(folder.path))),
     button("Delete", () => run(() => remove(folder.path)), "link danger"),
@@ -232,6 +237,7 @@ function fileRow(body, file, label) {
   actions.append(
     button("Download", () => run(() => download(file))),
     button("Versions", () => run(() => showVersions(file))),
+    button("Share", () => openShare(file.path, "file")),
     button("Rename", () => run(() => rename(file.path))),
     button("Move", () => run(() => chooseAndMove(file.path))),
     button("Delete", () => run(() => remove(file.path)), "link danger"),
@@ -422,6 +428,154 @@ async function showVersions(file) {
   }
   const dialog = $("#versions-dialog");
   if (!dialog.open) dialog.showModal();
+}
+
+// ---- shares -------------------------------------------------------------------------------
+
+function knownLinks() {
+  try {
+    return JSON.parse(sessionStorage.getItem(LINKS_KEY) || "{}");
+  } catch {
+    return {};
+  }
+}
+
+function rememberLink(id, url) {
+  const links = knownLinks();
+  if (url) links[id] = url;
+  else delete links[id];
+  sessionStorage.setItem(LINKS_KEY, JSON.stringify(links));
+}
+
+/** Copy an input's text: the Clipboard API, else select it and copy (older or http pages). */
+async function copyField(input) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+  } catch {
+    input.focus();
+    input.select();
+    if (!document.execCommand("copy")) throw new Error("Copying failed: select the link and copy it.");
+  }
+}
+
+function shareError(message) {
+  const box = $("#share-error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+/** The Share dialog: expiry, password, download limit (and upload link for a folder). */
+function openShare(path, kind) {
+  const dialog = $("#share-dialog");
+  dialog.dataset.path = path;
+  dialog.dataset.kind = kind;
+  $("#share-title").textContent = `Share ${path}`;
+  $("#share-form").reset();
+  $("#share-form").hidden = false;
+  $("#share-result").hidden = true;
+  $("#share-days-row").hidden = true;
+  $("#share-upload-row").hidden = kind !== "folder";
+  $("#share-max-row").hidden = false;
+  $("#share-copied").hidden = true;
+  shareError("");
+  dialog.showModal();
+}
+
+function positive(text, what) {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${what}: a whole number, at least 1.`);
+  return value;
+}
+
+async function createShare() {
+  const dialog = $("#share-dialog");
+  const body = { path: dialog.dataset.path };
+  const expiry = $("#share-expiry").value;
+  body.expires_in = expiry === "days" ? positive($("#share-days").value, "Days") * 86400 : Number(expiry);
+  const password = $("#share-password").value;
+  if (password) body.password = password;
+  const upload = dialog.dataset.kind === "folder" && $("#share-upload").checked;
+  const limit = $("#share-max").value.trim();
+  if (upload) body.upload = true; // an upload link counts no downloads: no limit is sent
+  else if (limit) body.max_downloads = positive(limit, "Download limit");
+  const share = await (await api("POST", "/shares", { json: body })).json();
+  rememberLink(share.id, share.url);
+  $("#share-what").textContent = share.path;
+  $("#share-until").textContent = when(share.expires_at);
+  $("#share-url").value = new URL(share.url, location.href).href;
+  $("#share-form").hidden = true;
+  $("#share-result").hidden = false;
+  $("#share-url").focus();
+  $("#share-url").select();
+}
+
+/** My shares: every link with its target's current path, state, Copy link and Revoke. */
+async function showShares() {
+  const { shares } = await (await api("GET", "/shares")).json();
+  const links = knownLinks();
+  const body = $("#shares-listing tbody");
+  body.replaceChildren();
+  for (const share of shares) {
+    const row = body.insertRow();
+    row.dataset.share = share.id;
+    row.dataset.path = share.path;
+    const path = row.insertCell();
+    path.className = "path";
+    path.textContent = share.path;
+    if (share.upload) {
+      const note = document.createElement("span");
+      note.className = "note";
+      note.textContent = " (upload link)";
+      path.append(note);
+    }
+    const url = share.url || links[share.id];
+    const linkCell = row.insertCell();
+    let field = null;
+    if (url) {
+      field = document.createElement("input");
+      field.className = "link-field";
+      field.readOnly = true;
+      field.value = url;
+      field.setAttribute("aria-label", `Link to ${share.path}`);
+      linkCell.append(field);
+    } else {
+      linkCell.className = "note";
+      linkCell.textContent = "shown once, when made";
+    }
+    const expired = new Date(share.expires_at) <= new Date();
+    const expires = row.insertCell();
+    expires.className = "when";
+    expires.textContent = `${when(share.expires_at)}${expired ? " (expired)" : ""}`;
+    row.insertCell().textContent = share.has_password ? "yes" : "no";
+    const downloads = row.insertCell();
+    downloads.className = "num";
+    downloads.textContent =
+      share.max_downloads === null ? String(share.downloads) : `${share.downloads} / ${share.max_downloads}`;
+    const actions = row.insertCell();
+    actions.className = "actions";
+    if (field) {
+      const copied = document.createElement("span");
+      copied.className = "note";
+      actions.append(
+        copied,
+        button("Copy link", () =>
+          run(async () => {
+            await copyField(field);
+            copied.textContent = "Copied. ";
+          }),
+        ),
+      );
+    }
+    actions.append(button("Revoke", () => run(() => revokeShare(share)), "link danger"));
+  }
+  $("#shares-empty").hidden = body.rows.length > 0;
+}
+
+async function revokeShare(share) {
+  if (!confirm(`Revoke the link to ${share.path}? It stops working at once.`)) return;
+  await api("DELETE", `/shares/${share.id}`);
+  rememberLink(share.id, null);
+  await showShares();
 }
 
 // ---- trash --------------------------------------------------------------------------------
@@ -625,17 +779,22 @@ async function run(action) {
 async function show() {
   const signedIn = Boolean(state.token);
   const inTrash = signedIn && location.hash === "#trash";
+  const inShares = signedIn && location.hash === "#shares";
   $("#auth").hidden = signedIn;
-  $("#files").hidden = !signedIn || inTrash;
+  $("#files").hidden = !signedIn || inTrash || inShares;
   $("#trash").hidden = !inTrash;
+  $("#shares").hidden = !inShares;
+  $("#shares-link").hidden = !signedIn;
   $("#account").hidden = !signedIn;
   $("#usage").hidden = !signedIn;
   $("#trash-link").hidden = !signedIn;
   $("#signout").hidden = !signedIn;
   document.body.dataset.signedIn = String(signedIn);
-  document.body.dataset.view = inTrash ? "trash" : "files";
+  document.body.dataset.view = inTrash ? "trash" : inShares ? "shares" : "files";
   if (inTrash) {
     await run(() => showTrash(null));
+  } else if (inShares) {
+    await run(showShares);
   } else if (signedIn) {
     const folder = folderFromHash();
     if (folder !== state.folder) {
@@ -690,6 +849,28 @@ function wire() {
   $("#more").addEventListener("click", () => run(more));
   $("#trash-more").addEventListener("click", () => run(() => showTrash(state.trashCursor)));
   $("#empty-trash").addEventListener("click", () => run(emptyTrash));
+  $("#share-expiry").addEventListener("change", () => {
+    $("#share-days-row").hidden = $("#share-expiry").value !== "days";
+  });
+  $("#share-upload").addEventListener("change", () => {
+    $("#share-max-row").hidden = $("#share-upload").checked;
+  });
+  $("#share-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    shareError("");
+    createShare().catch((error) => shareError(error.message));
+  });
+  $("#share-copy").addEventListener("click", () => {
+    copyField($("#share-url")).then(
+      () => {
+        $("#share-copied").hidden = false;
+      },
+      (error) => shareError(error.message),
+    );
+  });
+  for (const close of document.querySelectorAll("#share-dialog [data-close]")) {
+    close.addEventListener("click", () => $("#share-dialog").close());
+  }
   const drop = $("#drop");
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();
