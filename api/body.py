@@ -63,7 +63,7 @@ async def read_json_value(request: Request, limit: int) -> object:
     with NUL or unpaired surrogates a 422 ``validation_error``, wherever it sits.
     """
     settings: Settings = request.app.state.settings
-    return parse_json(await read_body(request, limit), settings.max_json_depth)
+    return parse_json(await read_body(request, limit), settings.requests.max_json_depth)
 
 
 async def read_json(request: Request, model: type[Model], limit: int) -> Model:
@@ -96,10 +96,10 @@ class JsonBody(Generic[Model]):
         if self.others and not request.headers.get("content-type", "").startswith(JSON):
             return None
         settings: Settings = request.app.state.settings
-        body = await read_body(request, settings.max_request_body_bytes)
+        body = await read_body(request, settings.requests.max_request_body_bytes)
         if self.optional and not body.strip():
             return None
-        return validate(self.model, parse_json(body, settings.max_json_depth))
+        return validate(self.model, parse_json(body, settings.requests.max_json_depth))
 
     def openapi(self) -> dict[str, Any]:
         """The operation's ``requestBody``."""

@@ -37,7 +37,7 @@ _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 
 def storage_origin(settings: Settings) -> str:
     """The scheme, host and port of the endpoint presigned URLs point at."""
-    parts = urlsplit(settings.presign_endpoint_url)
+    parts = urlsplit(settings.storage.presign_endpoint_url)
     return f"{parts.scheme}://{parts.netloc}"
 
 

@@ -44,8 +44,8 @@ BUCKET_EXPOSED = ["ETag", "Location"]
 
 def _policy(settings: Settings) -> tuple[list[str], str | None]:
     """Explicit origins, or a pattern; production without a setting allows none."""
-    if settings.cors_origins is not None:
-        return list(settings.cors_origins), None
+    if settings.cors.origins is not None:
+        return list(settings.cors.origins), None
     if settings.environment == "production":
         return [], None
     return [], DEVELOPMENT_ORIGINS
@@ -63,7 +63,7 @@ def install_cors(app: FastAPI, settings: Settings) -> None:
         allow_headers=ALLOWED_HEADERS,
         expose_headers=EXPOSED_HEADERS,
         allow_credentials=False,
-        max_age=settings.cors_max_age_seconds,
+        max_age=settings.cors.max_age_seconds,
     )
 
 
@@ -99,7 +99,7 @@ async def apply_bucket_cors(settings: Settings, wait_seconds: float = 30.0) -> N
     origins = bucket_origins(settings)
     if not origins:
         return
-    rule = bucket_cors_rule(origins, settings.cors_max_age_seconds)
+    rule = bucket_cors_rule(origins, settings.cors.max_age_seconds)
     deadline = time.monotonic() + wait_seconds
     async with open_storage(settings) as storage:
         while True:

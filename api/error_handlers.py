@@ -84,7 +84,7 @@ def as_app_error(exc: Exception, request: Request) -> AppError:
         missing_bucket = fields.get("s3_code") == NO_SUCH_BUCKET
         settings = getattr(request.app.state, "settings", None)
         if missing_bucket and settings is not None:
-            fields.setdefault("bucket", settings.s3_bucket)  # storage's answer did not name it
+            fields.setdefault("bucket", settings.storage.bucket)  # storage's answer did not name it
         message = "storage bucket missing" if missing_bucket else "backing service unavailable"
         log.error(message, extra={"error": repr(exc), "code": unavailable.code, **fields})
         return unavailable

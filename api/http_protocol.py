@@ -36,7 +36,7 @@ class _OverLimit(Exception):
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._max_header_bytes = get_settings().max_header_bytes
+        self._max_header_bytes = get_settings().requests.max_header_bytes
         self._header_bytes = 0
         self._in_headers = False
         self._refused = False

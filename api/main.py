@@ -46,7 +46,7 @@ API_PREFIX = "/api/v1"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.observability.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,13 +58,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.database = database
             app.state.sessionmaker = database.sessionmaker
             app.state.redis = redis
-            app.state.cache = Cache(redis, settings.cache_ttl_seconds, settings.cache_memory_bytes)
+            app.state.cache = Cache(
+                redis, settings.redis.cache_ttl_seconds, settings.redis.cache_memory_bytes
+            )
             app.state.storage = storage
             app.state.tokens = TokenReader(settings)
             app.state.upload_slots = UploadSlots(redis, settings)
             log.info("api started", extra={"environment": settings.environment})
             try:
-                interval = settings.share_count_flush_seconds
+                interval = settings.shares.count_flush_seconds
                 async with running_tally(database, interval) as app.state.download_tally:
                     yield
             finally:
@@ -87,14 +89,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadMiddleware)  # innermost: everything outside sees the HEAD
     app.add_middleware(
         BodyLimitMiddleware,
-        limit=settings.max_request_body_bytes,
+        limit=settings.requests.max_request_body_bytes,
         streaming_paths=frozenset({f"{API_PREFIX}/files/upload"}),
     )
     app.add_middleware(
         BodyDeadlineMiddleware,
-        idle_seconds=settings.request_body_idle_seconds,
-        min_rate_bytes=settings.request_body_min_rate_bytes,
-        window_seconds=settings.request_body_rate_window_seconds,
+        idle_seconds=settings.requests.request_body_idle_seconds,
+        min_rate_bytes=settings.requests.request_body_min_rate_bytes,
+        window_seconds=settings.requests.request_body_rate_window_seconds,
     )
     install_cors(app, settings)  # inside the request context: preflights get an id too
     app.add_middleware(NoStoreMiddleware)  # share links' answers, errors included

@@ -81,7 +81,7 @@ def route_template(scope: Scope) -> str:
 def install(app: FastAPI, settings: Settings) -> None:
     """Record metrics in this process and, unless access is off, serve and time requests."""
     metrics.configure(settings)
-    if settings.metrics_access != "off":
+    if settings.observability.access != "off":
         app.add_middleware(HttpMetricsMiddleware)
         app.include_router(router)
 
@@ -90,8 +90,10 @@ def install(app: FastAPI, settings: Settings) -> None:
 async def scrape(request: Request) -> Response:
     """Prometheus text format: every process's metrics (multiprocess mode) and sampled depths."""
     settings: Settings = request.app.state.settings
-    if settings.metrics_access == "token":
-        token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+    if settings.observability.access == "token":
+        token = (
+            settings.observability.token.get_secret_value() if settings.observability.token else ""
+        )
         expected = f"Bearer {token}".encode()
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):

@@ -25,28 +25,28 @@ log = logging.getLogger("filestore.serve")
 
 def main() -> int:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.observability.log_level)
     own_metrics_dir = None
-    if settings.api_processes > 1 and settings.metrics_dir is None:
+    if settings.run.api_processes > 1 and settings.observability.dir is None:
         own_metrics_dir = tempfile.mkdtemp(prefix="filestore-metrics-")
         os.environ["FILESTORE_METRICS_DIR"] = own_metrics_dir  # read by each spawned process
     log.info(
         "api starting",
         extra={
-            "host": settings.run_host,
-            "port": settings.run_port,
-            "processes": settings.api_processes,
+            "host": settings.run.host,
+            "port": settings.run.port,
+            "processes": settings.run.api_processes,
         },
     )
     try:
         uvicorn.run(
             "api.main:app",
-            host=settings.run_host,
-            port=settings.run_port,
-            workers=settings.api_processes,
+            host=settings.run.host,
+            port=settings.run.port,
+            workers=settings.run.api_processes,
             http=HTTP,  # httptools, with FILESTORE_MAX_HEADER_BYTES on the request's headers
             log_config=str(LOG_CONFIG_FILE),
-            log_level=settings.log_level.lower(),
+            log_level=settings.observability.log_level.lower(),
             access_log=False,  # api.request logs every request, with its id and duration
         )
     finally:

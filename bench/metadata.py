@@ -43,13 +43,13 @@ from bench.stack import ROOT
 from domain.files.repository import FileRepository
 from domain.folders.repository import FolderRepository
 from domain.trash.service import Retention, remove_folder
-from infra.config import Settings
+from infra.config import FileSettings
 from scripts.run import migrate
 
 ADMIN_DSN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RARE = "zanzibar"
 # What the API's search walks in path order before it asks the trigram index (its default).
-SCAN_ROWS = Settings.model_fields["search_scan_rows"].default
+SCAN_ROWS = FileSettings.model_fields["search_scan_rows"].default
 COMMON = "report"
 # Never a substring of one another, nor of RARE or COMMON.
 WORDS = ["invoice", "photo", "notes", "draft", "budget", "summary", "scan", "slides", "letter"]

@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=4)
     args = parser.parse_args()
     settings = get_settings()
-    base_url = f"http://{settings.run_host}:{settings.run_port}"
+    base_url = f"http://{settings.run.host}:{settings.run.port}"
     with running_stack(base_url):
         result = asyncio.run(run(base_url, args.size_mib * MIB, args.in_flight))
     print(json.dumps(result, indent=2))

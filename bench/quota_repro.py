@@ -75,10 +75,10 @@ def own_stack(env: dict[str, str], api: str, log_path: str) -> Iterator[None]:
 async def bucket_client(settings: Settings) -> AsyncIterator[Any]:
     client = get_session().create_client(
         "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.s3_region,
-        aws_access_key_id=settings.s3_access_key,
-        aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
+        endpoint_url=settings.storage.endpoint_url,
+        region_name=settings.storage.region,
+        aws_access_key_id=settings.storage.access_key,
+        aws_secret_access_key=settings.storage.secret_key.get_secret_value(),
     )
     async with client as s3:
         yield s3
@@ -169,16 +169,18 @@ async def replay(api_url: str, settings: Settings) -> dict[str, Any]:
         user = (await anonymous.post("/user/register", json=credentials)).json()
         token = (await anonymous.post("/user/auth", json=credentials)).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    prefix = f"{settings.s3_key_prefix}/{user['id']}/"
+    prefix = f"{settings.storage.key_prefix}/{user['id']}/"
     report: dict[str, Any] = {"quota_bytes": QUOTA}
     async with (
         httpx.AsyncClient(base_url=f"{api_url}/api/v1", headers=headers, timeout=60) as api,
         bucket_client(settings) as s3,
     ):
-        report["multipart_intents"] = await multipart_intents(api, s3, settings.s3_bucket, prefix)
+        report["multipart_intents"] = await multipart_intents(
+            api, s3, settings.storage.bucket, prefix
+        )
         report["uppy_unsized"] = await uppy_unsized(api)
         report["uppy_unsized"]["storage_held_bytes"] = await held_bytes(
-            s3, settings.s3_bucket, prefix
+            s3, settings.storage.bucket, prefix
         )
         report["many_intents"] = await many_intents(api, 3000)
     return report

@@ -134,7 +134,7 @@ def run(base_url: str, quick: bool) -> dict[str, Any]:
             confirm_latency.measure(base_url, 20 if quick else 200)
         )
         file_count = 10_000 if quick else 100_000
-        paths = listing.seed_sync(settings.database_url, owner_id, file_count)
+        paths = listing.seed_sync(settings.database.url, owner_id, file_count)
         hit = run_wrk(wrk, base_url, "get", [token, "/api/v1/files?limit=100"], 16, seconds)
         with tempfile.TemporaryDirectory() as tmp:
             cursors = listing.write_cursors(paths, Path(tmp) / "cursors.txt", 20_000)
@@ -149,7 +149,7 @@ def run(base_url: str, quick: bool) -> dict[str, Any]:
         results["signing"] = signing.measure(settings, 500 if quick else 5000)
         results["duration_seconds"] = round(time.monotonic() - started, 1)
     finally:
-        asyncio.run(listing.remove_user(settings.database_url, owner_id))
+        asyncio.run(listing.remove_user(settings.database.url, owner_id))
     return results
 
 

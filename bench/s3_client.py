@@ -83,7 +83,7 @@ class StorageClient:
     def __init__(self, name: str, storage: Storage, settings: Settings) -> None:
         self.name = name
         self._storage = storage
-        self._limit = settings.max_upload_bytes
+        self._limit = settings.uploads.max_upload_bytes
 
     async def put(self, key: str, body: bytes) -> str:
         stored = await self._storage.put_stream(key, _one_chunk(body), CONTENT_TYPE, self._limit)
@@ -113,15 +113,15 @@ def obstore_store(settings: Settings) -> S3Store:
     endpoint, region and credentials, payload signing as ``s3_sign_payload``, no extra checksum,
     connect timeout 3 s, 3 attempts (2 retries)."""
     return S3Store(
-        settings.s3_bucket,
-        endpoint=settings.s3_endpoint_url,
-        region=settings.s3_region,
-        access_key_id=settings.s3_access_key,
-        secret_access_key=settings.s3_secret_key.get_secret_value(),
+        settings.storage.bucket,
+        endpoint=settings.storage.endpoint_url,
+        region=settings.storage.region,
+        access_key_id=settings.storage.access_key,
+        secret_access_key=settings.storage.secret_key.get_secret_value(),
         virtual_hosted_style_request=False,
-        unsigned_payload=not settings.s3_sign_payload,
+        unsigned_payload=not settings.storage.sign_payload,
         client_options={
-            "allow_http": settings.s3_endpoint_url.startswith("http://"),
+            "allow_http": settings.storage.endpoint_url.startswith("http://"),
             "connect_timeout": timedelta(seconds=3),
             "timeout": timedelta(seconds=60),
         },
@@ -134,7 +134,7 @@ class Obstore:
 
     def __init__(self, store: S3Store, settings: Settings) -> None:
         self._store = store
-        self._chunk = settings.stream_chunk_bytes
+        self._chunk = settings.files.stream_chunk_bytes
 
     async def put(self, key: str, body: bytes) -> str:
         result = await obstore.put_async(
@@ -239,7 +239,7 @@ async def _warm_up(client: Client, prefix: str, body: bytes, concurrency: int) -
 
 async def _measure(settings: Settings, plan: Plan) -> dict[str, Any]:
     body = secrets.token_bytes(SMALL_BYTES)
-    prefix = f"{settings.s3_key_prefix}/bench-s3-client"
+    prefix = f"{settings.storage.key_prefix}/bench-s3-client"
     large_key = f"{prefix}/large"
     async with open_storage(settings) as storage:
         await storage.ensure_bucket()
@@ -374,8 +374,8 @@ def main() -> None:
         rounds=args.rounds,
     )
     with own_seaweed() as server:
-        settings = get_settings().model_copy(
-            update={
+        settings = get_settings().with_changes(
+            **{
                 "s3_endpoint_url": server.endpoint_url,
                 "s3_public_endpoint_url": None,
                 "s3_access_key": server.access_key,

@@ -54,7 +54,7 @@ async def _botocore_us(storage: Any, bucket: str, key: str, count: int) -> dict[
 
 async def _measure(settings: Settings, count: int) -> dict[str, Any]:
     async with open_storage(settings) as storage:
-        key = f"{settings.s3_key_prefix}/bench/object"
+        key = f"{settings.storage.key_prefix}/bench/object"
         ours = {
             "get": _per_call_us(
                 lambda: storage.presign_get(key, 'attachment; filename="a.bin"', None), count

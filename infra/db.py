@@ -26,10 +26,10 @@ MAX_RETRY_DELAY_SECONDS = 1.0
 
 def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
-        settings.database_url,
-        pool_size=settings.database_pool_size,
-        pool_pre_ping=settings.database_pool_pre_ping,
-        pool_recycle=settings.database_pool_recycle_seconds,
+        settings.database.url,
+        pool_size=settings.database.pool_size,
+        pool_pre_ping=settings.database.pool_pre_ping,
+        pool_recycle=settings.database.pool_recycle_seconds,
     )
 
 
@@ -86,4 +86,6 @@ class Database:
 def open_database(settings: Settings) -> tuple[AsyncEngine, Database]:
     """The engine (the caller disposes of it) and the transaction owner over it."""
     engine = create_engine(settings)
-    return engine, Database(create_sessionmaker(engine), settings.transaction_retry_seconds)
+    return engine, Database(
+        create_sessionmaker(engine), settings.database.transaction_retry_seconds
+    )

@@ -148,7 +148,7 @@ def configure(settings: Settings) -> None:
     global _metrics, _multiprocess_dir  # noqa: PLW0603 - one set of metrics per process
     if _metrics is not None:
         return
-    directory = settings.metrics_dir
+    directory = settings.observability.dir
     if directory is not None:
         os.makedirs(directory, exist_ok=True)
         os.environ[MULTIPROC_ENV] = directory

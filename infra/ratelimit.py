@@ -47,10 +47,10 @@ class AuthThrottle:
 
     def __init__(self, redis: Redis, settings: Settings, prefix: str = "fs:authfail") -> None:
         self._prefix = prefix
-        self._window = settings.auth_failure_window_seconds
+        self._window = settings.auth.failure_window_seconds
         self._limits = {
-            "login": settings.auth_max_failures_per_login,
-            "addr": settings.auth_max_failures_per_address,
+            "login": settings.auth.max_failures_per_login,
+            "addr": settings.auth.max_failures_per_address,
         }
         self._attempt = redis.register_script(_ATTEMPT)
         self._succeeded = redis.register_script(_SUCCEEDED)

@@ -8,9 +8,9 @@ from infra.config import Settings
 
 def create_redis(settings: Settings) -> ArqRedis:
     pool = ConnectionPool.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
+        settings.redis.url,
+        socket_timeout=settings.redis.timeout_seconds,
+        socket_connect_timeout=settings.redis.timeout_seconds,
         max_connections=256,
     )
     redis = ArqRedis(connection_pool=pool)

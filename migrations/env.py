@@ -19,7 +19,7 @@ target_metadata = Base.metadata
 
 def database_url() -> str:
     url = config.attributes.get("database_url")
-    return str(url) if url else get_settings().database_url
+    return str(url) if url else get_settings().database.url
 
 
 def run_migrations_offline() -> None:

@@ -50,17 +50,17 @@ def migrate(database_url: str) -> None:
 
 
 def start_seaweed(settings: Settings) -> SeaweedServer:
-    s3_port = urlsplit(settings.s3_endpoint_url).port or 8333
+    s3_port = urlsplit(settings.storage.endpoint_url).port or 8333
     webhook = Webhook(
-        endpoint=f"http://{settings.run_host}:{settings.run_port}/api/v1/storage/events",
-        bearer_token=settings.webhook_token.get_secret_value(),
-        path_prefix=f"/buckets/{settings.s3_bucket}/{settings.s3_key_prefix}/",
+        endpoint=f"http://{settings.run.host}:{settings.run.port}/api/v1/storage/events",
+        bearer_token=settings.auth.webhook_token.get_secret_value(),
+        path_prefix=f"/buckets/{settings.storage.bucket}/{settings.storage.key_prefix}/",
     )
     server = SeaweedServer(
-        workdir=(ROOT / settings.run_data_dir / "seaweedfs").resolve(),
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key.get_secret_value(),
-        bucket=settings.s3_bucket,
+        workdir=(ROOT / settings.run.data_dir / "seaweedfs").resolve(),
+        access_key=settings.storage.access_key,
+        secret_key=settings.storage.secret_key.get_secret_value(),
+        bucket=settings.storage.bucket,
         s3_port=s3_port,
         fixed_ports=s3_port == 8333,
         webhook=webhook,
@@ -84,9 +84,9 @@ def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 def metrics_directory(settings: Settings) -> tuple[Path, bool]:
     """The API's and the worker's shared metrics directory, empty (values left by an earlier
     run would be summed into this one's); True when it is ours to remove at the end."""
-    if settings.metrics_dir is None:
+    if settings.observability.dir is None:
         return Path(tempfile.mkdtemp(prefix="filestore-metrics-")), True
-    directory = Path(settings.metrics_dir)
+    directory = Path(settings.observability.dir)
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
@@ -103,9 +103,9 @@ def api_answers(url: str) -> bool:
 
 def main() -> int:
     settings = get_settings()
-    configure_logging(settings.log_level)
-    asyncio.run(ensure_database(settings.database_url))
-    migrate(settings.database_url)
+    configure_logging(settings.observability.log_level)
+    asyncio.run(ensure_database(settings.database.url))
+    migrate(settings.database.url)
     log.info("migrations applied")
     seaweed = start_seaweed(settings)
     # Browsers PUT to presigned URLs and read parts' ETags only with a bucket CORS rule.
@@ -122,13 +122,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     metrics_dir, own_metrics_dir = metrics_directory(settings)
     env = {**os.environ, "FILESTORE_METRICS_DIR": str(metrics_dir)}
-    api_url = f"http://{settings.run_host}:{settings.run_port}"
+    api_url = f"http://{settings.run.host}:{settings.run.port}"
     try:
         # All log JSON from their first line: api.serve gives uvicorn our log config
         # (infra/log_config.py), the worker configures it itself before arq writes anything.
         children.append(spawn([python, "-m", "api.serve"], env))
         children.extend(
-            spawn([python, "-m", "worker"], env) for _ in range(settings.worker_processes)
+            spawn([python, "-m", "worker"], env) for _ in range(settings.worker.processes)
         )
         while not stopping and not api_answers(f"{api_url}/healthz"):
             if any(child.poll() is not None for child in children):
@@ -143,8 +143,8 @@ def main() -> int:
                         "s3": seaweed.endpoint_url,
                         "metrics": f"{api_url}/metrics",
                         "metrics_dir": str(metrics_dir),
-                        "api_processes": settings.api_processes,
-                        "worker_processes": settings.worker_processes,
+                        "api_processes": settings.run.api_processes,
+                        "worker_processes": settings.worker.processes,
                     },
                 )
         while not stopping:

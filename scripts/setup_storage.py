@@ -122,8 +122,10 @@ def _fix(code: str, default: str) -> str:
 
 async def setup_storage(settings: Settings, options: Options) -> Report:
     """Run every check against the configured storage; the report says what passed."""
-    prefix = f"{settings.s3_key_prefix.strip('/')}/"
-    report = Report(settings.s3_endpoint_url, settings.s3_bucket, prefix, settings.s3_access_key)
+    prefix = f"{settings.storage.key_prefix.strip('/')}/"
+    report = Report(
+        settings.storage.endpoint_url, settings.storage.bucket, prefix, settings.storage.access_key
+    )
     try:
         async with open_storage(settings) as storage:
             if not await _check_bucket(storage, options, report):
@@ -138,7 +140,7 @@ async def setup_storage(settings: Settings, options: Options) -> Report:
         report.add(
             "FAIL",
             "endpoint",
-            f"cannot reach {settings.s3_endpoint_url}: {type(error).__name__}",
+            f"cannot reach {settings.storage.endpoint_url}: {type(error).__name__}",
             "check FILESTORE_S3_ENDPOINT_URL and that storage is up and reachable from here",
         )
         return report
@@ -146,7 +148,7 @@ async def setup_storage(settings: Settings, options: Options) -> Report:
         "skip",
         "events",
         "bucket notifications are not checked here: without them uploads that nobody "
-        f"completes are confirmed by reconcile, every {settings.reconcile_interval_seconds} s",
+        f"completes are confirmed by reconcile, every {settings.jobs.reconcile_interval_seconds} s",
     )
     return report
 
@@ -244,7 +246,7 @@ async def _check_cors(storage: Storage, settings: Settings, report: Report) -> N
             "no FILESTORE_CORS_ORIGINS (production): no page may upload straight to storage",
         )
         return
-    rule = bucket_cors_rule(origins, settings.cors_max_age_seconds)
+    rule = bucket_cors_rule(origins, settings.cors.max_age_seconds)
     try:
         await storage.put_bucket_cors(rule)
     except ClientError as error:
@@ -274,19 +276,19 @@ async def _check_probe(
     key = f"{prefix}.setup-probe-{uuid.uuid4().hex}"
     async with aiohttp.ClientSession(timeout=PROBE_TIMEOUT, auto_decompress=False) as http:
         try:
-            await _round_trip(http, settings, settings.s3_endpoint_url, key)
+            await _round_trip(http, settings, settings.storage.endpoint_url, key)
         except (ProbeFailed, aiohttp.ClientError, TimeoutError) as error:
             report.add(
                 "FAIL",
                 "presigned",
-                f"presigned PUT/GET of {key} through {settings.s3_endpoint_url}: {error}",
+                f"presigned PUT/GET of {key} through {settings.storage.endpoint_url}: {error}",
                 "storage must accept SigV4 query-string signatures (path-style URLs); "
                 "check FILESTORE_S3_REGION and the key's s3:PutObject and s3:GetObject",
             )
         else:
             report.add("ok", "presigned", f"PUT then GET of {key} through presigned URLs")
-        public = settings.presign_endpoint_url
-        if public != settings.s3_endpoint_url:
+        public = settings.storage.presign_endpoint_url
+        if public != settings.storage.endpoint_url:
             await _check_public(http, settings, public, key, options, report)
     await _delete_probe(storage, key, report)
 
@@ -331,12 +333,12 @@ async def _round_trip(
     signer = signer_for(settings, endpoint_url)
     headers = {"Content-Type": PROBE_CONTENT_TYPE}
     put_url = signer.presign_url(
-        "PUT", settings.s3_bucket, key, PROBE_URL_TTL_SECONDS, headers=headers
+        "PUT", settings.storage.bucket, key, PROBE_URL_TTL_SECONDS, headers=headers
     )
     async with http.put(put_url, data=PROBE_BODY, headers=headers) as answer:
         if answer.status != 200:
             raise ProbeFailed(f"PUT answered {answer.status} {_s3_code(await answer.text())}")
-    get_url = signer.presign_url("GET", settings.s3_bucket, key, PROBE_URL_TTL_SECONDS)
+    get_url = signer.presign_url("GET", settings.storage.bucket, key, PROBE_URL_TTL_SECONDS)
     async with http.get(get_url) as answer:
         body = await answer.read()
         if answer.status != 200:

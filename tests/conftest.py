@@ -136,8 +136,8 @@ def final_deletes(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """Deletes and overwrites final (``FILESTORE_TRASH_RETENTION_SECONDS=0``,
     ``FILESTORE_VERSIONS_KEPT=0``), for the API and the worker alike: for tests of what becomes
     of an object once nothing keeps it."""
-    monkeypatch.setattr(settings, "trash_retention_seconds", 0)
-    monkeypatch.setattr(settings, "versions_kept", 0)
+    monkeypatch.setattr(settings.retention, "trash_retention_seconds", 0)
+    monkeypatch.setattr(settings.retention, "versions_kept", 0)
 
 
 @pytest.fixture(scope="session")
@@ -183,10 +183,10 @@ async def bucket(settings: Settings) -> AsyncIterator[Bucket]:
     """The tests' own S3 client on the test bucket."""
     client = get_session().create_client(
         "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.s3_region,
-        aws_access_key_id=settings.s3_access_key,
-        aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
+        endpoint_url=settings.storage.endpoint_url,
+        region_name=settings.storage.region,
+        aws_access_key_id=settings.storage.access_key,
+        aws_secret_access_key=settings.storage.secret_key.get_secret_value(),
     )
     async with client as s3:
         # SeaweedFS runs with -s3.autoCreateBucket=false: a test that needs the bucket before
@@ -194,8 +194,8 @@ async def bucket(settings: Settings) -> AsyncIterator[Bucket]:
         with contextlib.suppress(
             s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists
         ):
-            await s3.create_bucket(Bucket=settings.s3_bucket)
-        yield Bucket(s3, settings.s3_bucket)
+            await s3.create_bucket(Bucket=settings.storage.bucket)
+        yield Bucket(s3, settings.storage.bucket)
 
 
 @pytest.fixture

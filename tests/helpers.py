@@ -139,7 +139,7 @@ class OwnRedis:
 def worker_ctx(app: Any, settings: Any, storage: Any = None, job_try: int = 1) -> Context:
     """What a job gets from the worker, built on the test app's clients (``storage`` to give
     one of its own, such as an unreachable one; ``settings`` decide the transactions' retry)."""
-    database = Database(app.state.sessionmaker, settings.transaction_retry_seconds)
+    database = Database(app.state.sessionmaker, settings.database.transaction_retry_seconds)
     storage = storage if storage is not None else app.state.storage
     deps = Deps(settings, database, storage, app.state.redis)
     return {"deps": deps, "redis": app.state.redis, "job_try": job_try}
@@ -194,4 +194,4 @@ def key_of(ticket: dict[str, Any], bucket: str) -> str:
 
 
 def webhook_headers(settings: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {settings.webhook_token.get_secret_value()}"}
+    return {"Authorization": f"Bearer {settings.auth.webhook_token.get_secret_value()}"}

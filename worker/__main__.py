@@ -26,7 +26,7 @@ MAX_RESTART_DELAY_SECONDS = 10.0
 
 async def serve() -> None:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.observability.log_level)
     options = worker_options(settings)
     current = asyncio.current_task()
     assert current is not None

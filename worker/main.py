@@ -35,7 +35,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of ``arq.Worker``: every job, schedule and limit, from ``settings``."""
 
     async def startup(ctx: dict[str, Any]) -> None:
-        configure_logging(settings.log_level)
+        configure_logging(settings.observability.log_level)
         stack = contextlib.AsyncExitStack()
         worker_metrics.start(settings, stack)
         ctx.update(await open_context(settings, stack, ctx["redis"]))
@@ -47,17 +47,19 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     return {
         "functions": [func(confirm_upload, name=CONFIRM_UPLOAD)],
         "cron_jobs": [
-            periodic(reconcile_uploads, RECONCILE_UPLOADS, settings.reconcile_interval_seconds),
-            periodic(drain_outbox, DRAIN_OUTBOX, settings.outbox_drain_interval_seconds),
-            periodic(sweep_bucket, SWEEP_BUCKET, settings.sweep_interval_seconds),
-            periodic(purge, PURGE, settings.purge_interval_seconds),
+            periodic(
+                reconcile_uploads, RECONCILE_UPLOADS, settings.jobs.reconcile_interval_seconds
+            ),
+            periodic(drain_outbox, DRAIN_OUTBOX, settings.jobs.outbox_drain_interval_seconds),
+            periodic(sweep_bucket, SWEEP_BUCKET, settings.jobs.sweep_interval_seconds),
+            periodic(purge, PURGE, settings.retention.purge_interval_seconds),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
-        "poll_delay": settings.worker_poll_delay_seconds,
-        "max_tries": settings.worker_max_tries,
-        "max_jobs": settings.worker_max_jobs,
+        "redis_settings": RedisSettings.from_dsn(settings.redis.url),
+        "poll_delay": settings.worker.poll_delay_seconds,
+        "max_tries": settings.worker.max_tries,
+        "max_jobs": settings.worker.max_jobs,
         # No kept results: a finished job's id must never make a later enqueue with it a no-op.
         "keep_result": 0,
     }

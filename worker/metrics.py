@@ -78,17 +78,17 @@ def _guarded(app: WSGIApplication, token: str) -> WSGIApplication:
 def start(settings: Settings, stack: contextlib.AsyncExitStack) -> None:
     """Record metrics in this worker and serve them when a port is set; ``stack`` stops it."""
     metrics.configure(settings)
-    port = settings.worker_metrics_port
-    if port is None or settings.metrics_access == "off":
+    port = settings.worker.metrics_port
+    if port is None or settings.observability.access == "off":
         return
     app = make_wsgi_app(metrics.exposition_registry())
-    if settings.metrics_access == "token" and settings.metrics_token is not None:
-        app = _guarded(app, settings.metrics_token.get_secret_value())
+    if settings.observability.access == "token" and settings.observability.token is not None:
+        app = _guarded(app, settings.observability.token.get_secret_value())
     server: WSGIServer = make_server(
-        settings.worker_metrics_host, port, app, handler_class=_QuietHandler
+        settings.worker.metrics_host, port, app, handler_class=_QuietHandler
     )
     thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
     thread.start()
     stack.callback(server.server_close)
     stack.callback(server.shutdown)
-    log.info("worker metrics served", extra={"host": settings.worker_metrics_host, "port": port})
+    log.info("worker metrics served", extra={"host": settings.worker.metrics_host, "port": port})

@@ -26,7 +26,7 @@ JOBS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, int]]]] = {
 
 async def run(job: str) -> dict[str, int]:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.observability.log_level)
     async with contextlib.AsyncExitStack() as stack:
         ctx = await open_context(settings, stack)
         return await JOBS[job](ctx)

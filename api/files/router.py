@@ -104,7 +104,7 @@ async def download(
     if version is not None:
         record = await versions.version_record(database, user, record, version)
     disposition = content.content_disposition(record.name)
-    use_proxy = settings.download_proxy_default if proxy is None else proxy
+    use_proxy = settings.files.download_proxy_default if proxy is None else proxy
     if not use_proxy:
         url = storage.presign_get(record.object_key, disposition, record.content_type)
         return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
@@ -154,7 +154,7 @@ async def _folder_zip(
     if not path.startswith("/"):
         raise InvalidPath("format=zip takes a folder's path, e.g. /docs/.")
     folder = folder_prefix(path)
-    archive = await folder_zip(database, storage, user.id, folder, settings.zip_page_files)
+    archive = await folder_zip(database, storage, user.id, folder, settings.files.zip_page_files)
     name = (last_segment(folder) if folder != "/" else user.login) + ".zip"
     return await zip_answer(request, archive, name)
 
@@ -191,7 +191,7 @@ async def search(
     """Files whose name contains ``q``, case-insensitive, by path (a trigram index)."""
     prefix = folder_prefix(path) if path else None
     page = await folders.search(
-        database, cache, user, q, prefix, cursor, limit, settings.search_scan_rows
+        database, cache, user, q, prefix, cursor, limit, settings.files.search_scan_rows
     )
     return Response(page, media_type="application/json")
 

@@ -24,7 +24,7 @@ async def readyz(request: Request) -> JSONResponse:
     state = request.app.state
     settings: Settings = state.settings
     latencies = await service.ping(
-        state.engine, state.redis, state.storage, settings.ready_timeout_seconds
+        state.engine, state.redis, state.storage, settings.observability.ready_timeout_seconds
     )
     checks = {
         DEPENDENCIES[name]: "ok" if ms is not None else "fail" for name, ms in latencies.items()

@@ -22,7 +22,7 @@ async def ping(
 ) -> JSONResponse:
     """Latency of PostgreSQL, Redis and S3 in milliseconds; 503 names the dead one with null."""
     result = await service.ping(
-        request.app.state.engine, redis, storage, settings.ping_timeout_seconds
+        request.app.state.engine, redis, storage, settings.observability.ping_timeout_seconds
     )
     status = 503 if any(value is None for value in result.values()) else 200
     return JSONResponse(result, status_code=status)

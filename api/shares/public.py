@@ -213,7 +213,7 @@ async def zip_folder(
         if not is_head(request):
             await service.count_download(database, tally, target, "zip", _address(request))
         archive = await folder_zip(
-            database, storage, target.share.owner_id, folder, settings.zip_page_files
+            database, storage, target.share.owner_id, folder, settings.files.zip_page_files
         )
         return await zip_answer(request, archive, last_segment(folder) + ".zip")
 
@@ -275,11 +275,13 @@ async def unlock(
         else Response(status_code=status.HTTP_204_NO_CONTENT)
     )
     if proof is not None:
-        secure = request.url.scheme == "https" or (settings.public_url or "").startswith("https:")
+        secure = request.url.scheme == "https" or (settings.shares.public_url or "").startswith(
+            "https:"
+        )
         answer.set_cookie(
             tokens.COOKIE,
             proof,
-            max_age=settings.share_unlock_seconds,
+            max_age=settings.shares.unlock_seconds,
             path=f"{PREFIX}/{token}",
             secure=secure,
             httponly=True,

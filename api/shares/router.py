@@ -29,7 +29,7 @@ ShareBody = Annotated[ShareIn, Depends(JsonBody(ShareIn))]
 
 def base_url(request: Request, settings: Settings) -> str:
     """Where links point: ``FILESTORE_PUBLIC_URL``, else the address this request came to."""
-    return settings.public_url or str(request.base_url)
+    return settings.shares.public_url or str(request.base_url)
 
 
 @router.post(

@@ -26,9 +26,9 @@ async def storage_events(
 
     Authenticated by ``Authorization: Bearer <FILESTORE_WEBHOOK_TOKEN>``, not a user token.
     """
-    expected = f"Bearer {settings.webhook_token.get_secret_value()}".encode()
+    expected = f"Bearer {settings.auth.webhook_token.get_secret_value()}".encode()
     if not hmac.compare_digest((authorization or "").encode(), expected):
         raise Unauthorized("Missing or wrong webhook token.")
-    body = await read_json_value(request, settings.max_request_body_bytes)
+    body = await read_json_value(request, settings.requests.max_request_body_bytes)
     await service.accept(queue, settings, body)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

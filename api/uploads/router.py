@@ -166,7 +166,7 @@ async def upload(
     declared = request.headers.get("content-length")
     if declared is None and "chunked" not in request.headers.get("transfer-encoding", ""):
         raise LengthRequired()
-    too_long = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+    too_long = settings.uploads.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     if declared is not None and declared.isdigit() and int(declared) > too_long:
         raise PayloadTooLarge()
     ctx = proxied.UploadContext(database, storage, settings)

@@ -72,7 +72,9 @@ async def _read_credentials(request: Request, model: type[Body], limit: int) -> 
 async def register(request: Request, database: DatabaseDep, settings: SettingsDep) -> UserOut:
     """Create an account (JSON, or a form like ``auth``'s). Logins are unique regardless of
     case."""
-    credentials = await _read_credentials(request, Credentials, settings.max_request_body_bytes)
+    credentials = await _read_credentials(
+        request, Credentials, settings.requests.max_request_body_bytes
+    )
     user = await database.transaction(lambda session: service.register(session, credentials))
     return UserOut.model_validate(user)
 
@@ -88,7 +90,9 @@ async def auth(
     request: Request, database: DatabaseDep, settings: SettingsDep, redis: QueueDep
 ) -> TokenOut:
     """Exchange a login and password for a bearer token (JSON, or the OAuth2 password form)."""
-    attempt = await _read_credentials(request, LoginAttempt, settings.max_request_body_bytes)
+    attempt = await _read_credentials(
+        request, LoginAttempt, settings.requests.max_request_body_bytes
+    )
     address = request.client.host if request.client else "unknown"
     throttle = AuthThrottle(redis, settings)
     async with database.reading() as session:  # counted attempts must not run twice
@@ -98,4 +102,4 @@ async def auth(
 @router.get("/me", responses=responses(Unauthorized))
 async def me(user: CurrentUser, settings: SettingsDep) -> AccountOut:
     """The account the bearer token belongs to, and what it keeps against its quota."""
-    return AccountOut.of(user, settings.user_quota_bytes)
+    return AccountOut.of(user, settings.uploads.user_quota_bytes)

@@ -194,10 +194,10 @@ async def move(
 
 async def _check_quota(files: FileRepository, added: int, settings: Settings) -> None:
     held = await files.lock_used_bytes()
-    if held.used + held.reserved + added > settings.user_quota_bytes:
+    if held.used + held.reserved + added > settings.uploads.user_quota_bytes:
         raise QuotaExceeded(
             f"The copy needs {added} bytes and the quota has "
-            f"{max(settings.user_quota_bytes - held.used - held.reserved, 0)} left"
+            f"{max(settings.uploads.user_quota_bytes - held.used - held.reserved, 0)} left"
             + (
                 f" ({held.reserved} bytes are reserved by uploads in progress)."
                 if held.reserved

@@ -110,10 +110,10 @@ async def _target(session: AsyncSession, owner_id: uuid.UUID, raw: str) -> File 
 
 def _lifetime(body: ShareIn, settings: Settings) -> int:
     if body.expires_in is None:
-        return min(DEFAULT_SECONDS, settings.share_max_seconds)
-    if body.expires_in > settings.share_max_seconds:
+        return min(DEFAULT_SECONDS, settings.shares.max_seconds)
+    if body.expires_in > settings.shares.max_seconds:
         raise ValidationFailed(
-            f"expires_in: at most {settings.share_max_seconds} seconds "
+            f"expires_in: at most {settings.shares.max_seconds} seconds "
             "(FILESTORE_SHARE_MAX_SECONDS)."
         )
     return body.expires_in
@@ -227,7 +227,7 @@ async def open_share(database: Database, token: str) -> Target:
 def is_unlocked(target: Target, cookie: str | None, settings: Settings) -> bool:
     if target.share.password_hash is None:
         return True
-    secret = settings.jwt_secret.get_secret_value()
+    secret = settings.auth.jwt_secret.get_secret_value()
     return tokens.proves_unlock(secret, target.share.id, cookie)
 
 
@@ -251,8 +251,8 @@ async def unlock(
         raise WrongSharePassword()
     await throttle.succeeded(str(share.id), address)
     log.info("share unlocked", extra=ids)
-    secret = settings.jwt_secret.get_secret_value()
-    return tokens.unlock_proof(secret, share.id, settings.share_unlock_seconds)
+    secret = settings.auth.jwt_secret.get_secret_value()
+    return tokens.unlock_proof(secret, share.id, settings.shares.unlock_seconds)
 
 
 def relative_path(raw: str) -> str:
@@ -339,7 +339,7 @@ async def file_download(
     token_hash = tokens.token_hash(token)
     if token_hash is None:
         return None
-    unlocked = tokens.unlocked_share(settings.jwt_secret.get_secret_value(), cookie)
+    unlocked = tokens.unlocked_share(settings.auth.jwt_secret.get_secret_value(), cookie)
     async with database.single_read() as session:
         shared = await repository.find_file_share(session, token_hash, unlocked)
     if shared is not None:
@@ -406,9 +406,9 @@ async def purge_dead(database: Database, settings: Settings) -> int:
     """Delete the links that expired ``FILESTORE_SHARE_PURGE_AFTER_SECONDS`` ago, at most
     ``FILESTORE_PURGE_BATCH_SIZE`` a run, in a transaction of their own (a share row comes after
     every other lock; see ``domain.models``). How many went."""
-    before = datetime.now(UTC) - timedelta(seconds=settings.share_purge_after_seconds)
+    before = datetime.now(UTC) - timedelta(seconds=settings.shares.purge_after_seconds)
     purged = await database.transaction(
-        lambda session: repository.purge_dead(session, before, settings.purge_batch_size)
+        lambda session: repository.purge_dead(session, before, settings.retention.purge_batch_size)
     )
     if purged:
         log.info("shares purged", extra={"shares": purged, "expired_before": before.isoformat()})

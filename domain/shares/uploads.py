@@ -66,7 +66,7 @@ def upload_folder(target: Target) -> str:
 
 def rate_limit(redis: Redis, settings: Settings) -> RateLimit:
     """The intents each link may take: ``FILESTORE_SHARE_UPLOADS_PER_MINUTE`` a minute."""
-    return RateLimit(redis, RATE_PREFIX, settings.share_uploads_per_minute, RATE_WINDOW_SECONDS)
+    return RateLimit(redis, RATE_PREFIX, settings.shares.uploads_per_minute, RATE_WINDOW_SECONDS)
 
 
 async def _issue(
@@ -99,7 +99,7 @@ async def _issue(
     except TooManyUploads:
         raise TooManyUploads(
             "This folder's owner has too many uploads open; retry later.",
-            retry_after=settings.reconcile_interval_seconds,
+            retry_after=settings.jobs.reconcile_interval_seconds,
         ) from None
     except PathTaken:
         raise PathTaken("A file is in the way of that path: choose another name.") from None

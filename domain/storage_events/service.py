@@ -23,7 +23,7 @@ async def accept(queue: ArqRedis, settings: Settings, body: object) -> int:
     are those of objects the API wrote itself (proxied uploads): their request confirms them.
     """
     try:
-        events = parse_events(body, settings.s3_bucket, settings.s3_key_prefix)
+        events = parse_events(body, settings.storage.bucket, settings.storage.key_prefix)
     except MalformedEvent as error:
         raise MalformedBody(f"Not a bucket notification: {error}") from None
     received_at = datetime.now(UTC)

@@ -48,7 +48,7 @@ class Retention:
 
     @classmethod
     def of(cls, settings: Settings) -> "Retention":
-        return cls(settings.trash_retention_seconds, settings.versions_kept)
+        return cls(settings.retention.trash_retention_seconds, settings.retention.versions_kept)
 
 
 async def _remove(

@@ -62,8 +62,11 @@ def _violation(
     """
     if info.size == 0:
         return "empty", "empty object"
-    if info.size > settings.max_upload_bytes:
-        return "size", f"size {info.size} exceeds the upload limit {settings.max_upload_bytes}"
+    if info.size > settings.uploads.max_upload_bytes:
+        return (
+            "size",
+            f"size {info.size} exceeds the upload limit {settings.uploads.max_upload_bytes}",
+        )
     if upload.declared_size is not None and info.size != upload.declared_size:
         return (
             "declared_size",
@@ -75,7 +78,7 @@ def _violation(
     if upload.sha256 is not None and info.sha256 is not None and info.sha256 != upload.sha256:
         return "checksum", "the object's SHA-256 differs from the declared one"
     kept = held.used - freed + info.size * holders + held.reserved - reservation
-    if kept > settings.user_quota_bytes:
+    if kept > settings.uploads.user_quota_bytes:
         return "quota", f"size {info.size} exceeds the remaining quota.{held.freeable()}"
     return None
 
@@ -179,11 +182,11 @@ def _landed_late(upload: Upload, info: ObjectInfo, settings: Settings) -> str | 
     landed = info.last_modified
     if upload.kind != UploadKind.direct or landed is None or landed <= upload.expires_at:
         return None
-    url_expiry = upload.expires_at - timedelta(seconds=settings.upload_grace_seconds)
+    url_expiry = upload.expires_at - timedelta(seconds=settings.uploads.upload_grace_seconds)
     return (
         f"the object landed at {landed.isoformat()}, after its upload closed at "
         f"{upload.expires_at.isoformat()} (its URL expired at {url_expiry.isoformat()}, "
-        f"plus {settings.upload_grace_seconds} s of grace)"
+        f"plus {settings.uploads.upload_grace_seconds} s of grace)"
     )
 
 
@@ -313,7 +316,7 @@ async def confirm_upload(
     held = await files.lock_used_bytes()
     now = datetime.now(UTC)
     ids = {"upload_id": str(upload.id), "file_id": str(file.id), "object_key": object_key}
-    kept = settings.versions_kept
+    kept = settings.retention.versions_kept
     freed = await _freed(session, file, sharers, kept_rows, info, kept, is_current=is_current)
 
     violation = _violation(info, upload, held, freed, settings, holders=1 + len(sharers))

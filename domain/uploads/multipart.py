@@ -75,7 +75,7 @@ def wants_multipart(intent: UploadIntentIn, settings: Settings) -> bool:
         return intent.multipart
     if intent.part_size is not None:
         return True
-    return intent.size is not None and intent.size > settings.multipart_threshold_bytes
+    return intent.size is not None and intent.size > settings.uploads.multipart_threshold_bytes
 
 
 def choose_part_size(size: int, requested: int | None, default: int) -> int:
@@ -120,8 +120,8 @@ async def issue_multipart(
     """Record a pending upload and open its S3 multipart upload; limits come first."""
     path, name = file_path(intent.path, intent.name)
     content_type = intent.content_type or guess_content_type(name)
-    if intent.size is not None and intent.size > settings.max_upload_bytes:
-        raise PayloadTooLarge.over(settings.max_upload_bytes)
+    if intent.size is not None and intent.size > settings.uploads.max_upload_bytes:
+        raise PayloadTooLarge.over(settings.uploads.max_upload_bytes)
     if intent.size is None:
         raise ValidationFailed("size: required for a multipart upload")
     if intent.sha256 is not None:
@@ -129,8 +129,10 @@ async def issue_multipart(
             "sha256: storage cannot check a whole-file SHA-256 of a multipart upload; "
             "give each part's sha256 when signing it"
         )
-    part_size = choose_part_size(intent.size, intent.part_size, settings.s3_part_size_bytes)
-    expires_at = datetime.now(UTC) + timedelta(seconds=settings.multipart_upload_ttl_seconds)
+    part_size = choose_part_size(intent.size, intent.part_size, settings.storage.part_size_bytes)
+    expires_at = datetime.now(UTC) + timedelta(
+        seconds=settings.uploads.multipart_upload_ttl_seconds
+    )
     file, upload, _ = await open_direct_upload(
         session,
         storage,
@@ -187,7 +189,7 @@ def sign_parts(
     beyond = [part.number for part in parts if count is not None and part.number > count]
     if beyond:
         raise ValidationFailed(f"parts: the upload has {count} parts, not {beyond[0]}")
-    expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.uploads.upload_url_ttl_seconds)
     signed = []
     for part in parts:
         checksum = base64.b64encode(bytes.fromhex(part.sha256)).decode() if part.sha256 else None

@@ -88,15 +88,16 @@ async def open_upload(
     wanted = declared_size
     if wanted is None:
         wanted = min(
-            reserve or settings.undeclared_upload_reservation_bytes, settings.max_upload_bytes
+            reserve or settings.uploads.undeclared_upload_reservation_bytes,
+            settings.uploads.max_upload_bytes,
         )
-    quota = settings.user_quota_bytes
+    quota = settings.uploads.user_quota_bytes
     grant = await files.reserve(upload.id, wanted, quota)
-    if grant.open_uploads > settings.max_open_uploads_per_user:
+    if grant.open_uploads > settings.uploads.max_open_uploads_per_user:
         raise TooManyUploads(
             f"You have {grant.open_uploads - 1} uploads open, the most allowed: finish, abort "
             "or let some of them expire first.",
-            retry_after=settings.reconcile_interval_seconds,
+            retry_after=settings.jobs.reconcile_interval_seconds,
         )
     if grant.reserved <= 0 or (declared_size is not None and grant.reserved < declared_size):
         raise QuotaExceeded.over(
@@ -130,7 +131,7 @@ async def open_direct_upload(
         path,
         name,
         content_type=content_type,
-        expires_at=url_expires_at + timedelta(seconds=settings.upload_grace_seconds),
+        expires_at=url_expires_at + timedelta(seconds=settings.uploads.upload_grace_seconds),
         declared_size=declared_size,
         sha256=sha256,
         reserve=reserve,

@@ -72,7 +72,7 @@ async def _renewing_lease(
 ) -> AsyncIterator[bytes]:
     """Pass ``chunks`` through, renewing the pending upload's lease every third of it. If the
     lease ran out meanwhile (reconcile failed the upload), the stream stops here."""
-    lease = ctx.settings.proxied_upload_lease_seconds
+    lease = ctx.settings.uploads.proxied_upload_lease_seconds
     renew_at = time.monotonic() + lease / 3
     async for chunk in chunks:
         if time.monotonic() >= renew_at:
@@ -95,7 +95,7 @@ async def _reserving(
     """Pass ``chunks`` through, never past the upload's reservation: before a chunk would
     cross it, the reservation grows by at least a part (what the quota has left), or the
     upload stops with 413. Storage never holds more of it than was reserved."""
-    step = ctx.settings.s3_part_size_bytes
+    step = ctx.settings.storage.part_size_bytes
     sent = 0
     async for chunk in chunks:
         sent += len(chunk)
@@ -117,7 +117,7 @@ async def _reserve_more(
         if upload.status != UploadStatus.pending:
             raise UploadClosed(f"The upload is {upload.status}.")
         files = FileRepository(session, owner_id)
-        grant = await files.reserve(upload_id, wanted, ctx.settings.user_quota_bytes)
+        grant = await files.reserve(upload_id, wanted, ctx.settings.uploads.user_quota_bytes)
         log.info(
             "upload reservation grown",
             extra={"upload_id": str(upload_id), "reserved_bytes": grant.reserved},
@@ -191,7 +191,9 @@ async def upload_proxied(
     path, name = file_path(raw_path, part.filename)
     content_type = part.content_type or guess_content_type(name)
     settings = ctx.settings
-    expires_at = datetime.now(UTC) + timedelta(seconds=settings.proxied_upload_lease_seconds)
+    expires_at = datetime.now(UTC) + timedelta(
+        seconds=settings.uploads.proxied_upload_lease_seconds
+    )
 
     async def open_pending(session: AsyncSession) -> tuple[File, Upload, int]:
         return await open_upload(
@@ -203,7 +205,7 @@ async def upload_proxied(
             content_type=content_type,
             expires_at=expires_at,
             kind=UploadKind.proxied,
-            reserve=body_length or settings.s3_part_size_bytes,
+            reserve=body_length or settings.storage.part_size_bytes,
             own_name=part.filename,
         )
 
@@ -217,7 +219,7 @@ async def upload_proxied(
     async def record_multipart(multipart_id: str) -> None:
         await _record_multipart(ctx, owner_id, upload_id, multipart_id)
 
-    limit = settings.max_upload_bytes
+    limit = settings.uploads.max_upload_bytes
     file_bytes = _reserving(ctx, owner_id, upload_id, reserved, _file_bytes(events))
     chunks = metrics.count_bytes(_renewing_lease(ctx, upload_id, file_bytes), "in")
     try:

@@ -48,11 +48,11 @@ async def issue_upload(
     """
     path, name = file_path(intent.path, intent.name)
     content_type = intent.content_type or guess_content_type(name)
-    if intent.size is not None and intent.size > settings.max_upload_bytes:
-        raise PayloadTooLarge.over(settings.max_upload_bytes)
+    if intent.size is not None and intent.size > settings.uploads.max_upload_bytes:
+        raise PayloadTooLarge.over(settings.uploads.max_upload_bytes)
     if intent.size is not None and intent.size > MAX_SINGLE_PUT_BYTES:
         raise ValidationFailed("size: a single PUT is at most 5 GiB; use a multipart upload")
-    url_expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
+    url_expires_at = datetime.now(UTC) + timedelta(seconds=settings.uploads.upload_url_ttl_seconds)
     file, upload, reserved = await open_direct_upload(
         session,
         storage,
@@ -62,7 +62,7 @@ async def issue_upload(
         url_expires_at,
         declared_size=intent.size,
         sha256=intent.sha256,
-        reserve=min(settings.undeclared_upload_reservation_bytes, MAX_SINGLE_PUT_BYTES),
+        reserve=min(settings.uploads.undeclared_upload_reservation_bytes, MAX_SINGLE_PUT_BYTES),
         own_name=intent.name,
     )
     upload_id, object_key = upload.id, upload.object_key
@@ -71,7 +71,7 @@ async def issue_upload(
     post = None
     if checksum is None:
         # A declared size is exact; without one the form may carry what is reserved.
-        max_size = min(settings.max_upload_bytes, reserved, MAX_SINGLE_PUT_BYTES)
+        max_size = min(settings.uploads.max_upload_bytes, reserved, MAX_SINGLE_PUT_BYTES)
         min_size = intent.size or 1
         signed_post = storage.presign_post(object_key, content_type, max_size, min_size)
         post = PresignedPostOut(url=signed_post.url, fields=signed_post.fields)
@@ -102,7 +102,7 @@ def _state(upload: Upload, file: File | None, settings: Settings) -> UploadState
     expired a grace period before that."""
     url_expiry = upload.expires_at
     if upload.kind == UploadKind.direct:
-        url_expiry -= timedelta(seconds=settings.upload_grace_seconds)
+        url_expiry -= timedelta(seconds=settings.uploads.upload_grace_seconds)
     return UploadState(
         id=upload.id,
         status=upload.status,

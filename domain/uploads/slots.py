@@ -62,9 +62,9 @@ def user_key(owner_id: uuid.UUID) -> str:
 class UploadSlots:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self._redis = redis
-        self._per_process = settings.proxied_uploads_per_process
-        self._per_user = settings.proxied_uploads_per_user
-        self._lease_seconds = settings.proxied_upload_lease_seconds
+        self._per_process = settings.uploads.proxied_uploads_per_process
+        self._per_user = settings.uploads.proxied_uploads_per_user
+        self._lease_seconds = settings.uploads.proxied_upload_lease_seconds
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self.active = 0

@@ -153,8 +153,8 @@ async def _open(
 ) -> tuple[Upload, int, str]:
     path, name = file_path(request.key, None)
     chosen = content_type or guess_content_type(name)
-    if request.size is not None and request.size > settings.max_upload_bytes:
-        raise PayloadTooLarge.over(settings.max_upload_bytes)
+    if request.size is not None and request.size > settings.uploads.max_upload_bytes:
+        raise PayloadTooLarge.over(settings.uploads.max_upload_bytes)
     single = request.method == "PUT"
     if single and request.size is not None and request.size > MAX_SINGLE_PUT_BYTES:
         raise ValidationFailed("size: a PutObject is at most 5 GiB; use a multipart upload")
@@ -166,7 +166,7 @@ async def _open(
         (path, name, chosen),
         expires_at,
         declared_size=request.size,
-        reserve=min(settings.undeclared_upload_reservation_bytes, MAX_SINGLE_PUT_BYTES)
+        reserve=min(settings.uploads.undeclared_upload_reservation_bytes, MAX_SINGLE_PUT_BYTES)
         if single
         else None,
     )
@@ -196,7 +196,7 @@ async def _put_object(
     content_type = request.contentType
     if content_type is not None and not is_media_type(content_type):
         content_type = None
-    expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl_seconds)
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.uploads.upload_url_ttl_seconds)
     upload, reserved, chosen = await _open(
         session, storage, settings, user, request, content_type, expires_at
     )
@@ -208,7 +208,9 @@ async def _put_object(
 async def _create_multipart(
     session: AsyncSession, storage: Storage, settings: Settings, user: User, request: SignRequestIn
 ) -> SignedRequestOut:
-    expires_at = datetime.now(UTC) + timedelta(seconds=settings.multipart_upload_ttl_seconds)
+    expires_at = datetime.now(UTC) + timedelta(
+        seconds=settings.uploads.multipart_upload_ttl_seconds
+    )
     upload, _, _ = await _open(session, storage, settings, user, request, None, expires_at)
     url = storage.presign_request("POST", upload.object_key, {"uploads": ""})
     return SignedRequestOut(url=url, key=upload.object_key)
@@ -261,7 +263,7 @@ async def _in_upload(
     url = storage.presign_request(request.method, upload.object_key, params)
     if request.method == "DELETE" and not retried_abort:
         await multipart.abort_upload(
-            session, storage, upload, storage_abort_delay=settings.upload_grace_seconds
+            session, storage, upload, storage_abort_delay=settings.uploads.upload_grace_seconds
         )
     if request.method != "PUT":
         log.info(

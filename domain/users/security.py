@@ -38,9 +38,9 @@ def create_access_token(user_id: uuid.UUID, settings: Settings) -> str:
     claims = {
         "sub": str(user_id),
         "iat": now,
-        "exp": now + timedelta(seconds=settings.jwt_ttl_seconds),
+        "exp": now + timedelta(seconds=settings.auth.jwt_ttl_seconds),
     }
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+    return jwt.encode(claims, settings.auth.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
 
 
 class TokenReader:
@@ -54,7 +54,7 @@ class TokenReader:
     def __init__(
         self, settings: Settings, capacity: int = 4096, clock: Callable[[], float] = time.time
     ) -> None:
-        self._secret = settings.jwt_secret.get_secret_value()
+        self._secret = settings.auth.jwt_secret.get_secret_value()
         self._clock = clock
         self._capacity = capacity
         self._verified: OrderedDict[str, tuple[uuid.UUID, float]] = OrderedDict()

@@ -44,5 +44,6 @@ async def authenticate(
     await throttle.succeeded(credentials.login, address)
     log.info("user authenticated", extra={"user_id": str(user.id)})
     return TokenOut(
-        access_token=create_access_token(user.id, settings), expires_in=settings.jwt_ttl_seconds
+        access_token=create_access_token(user.id, settings),
+        expires_in=settings.auth.jwt_ttl_seconds,
     )

@@ -174,7 +174,7 @@ def _strip_etag(etag: str) -> str:
 def _client_config(settings: Settings) -> AioConfig:
     return AioConfig(
         signature_version="s3v4",
-        s3={"addressing_style": "path", "payload_signing_enabled": settings.s3_sign_payload},
+        s3={"addressing_style": "path", "payload_signing_enabled": settings.storage.sign_payload},
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
         retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
@@ -195,7 +195,7 @@ class Storage:
         self._client = client
         self._signer = signer
         self._settings = settings
-        self.bucket = settings.s3_bucket
+        self.bucket = settings.storage.bucket
         # PUTs, a proxied upload's parts and HEAD without botocore, when given (``open_storage``).
         self._requests = requests
 
@@ -203,7 +203,7 @@ class Storage:
         """Where an upload's bytes go. The API names every key (a client never chooses one),
         so a proxied upload's marker is proof that the API wrote it (``is_proxied_key``)."""
         name = f"{PROXIED_KEY_MARKER}{upload_id}" if proxied else str(upload_id)
-        return f"{self._settings.s3_key_prefix}/{owner_id}/{name}"
+        return f"{self._settings.storage.key_prefix}/{owner_id}/{name}"
 
     async def ping(self) -> None:
         try:
@@ -227,9 +227,11 @@ class Storage:
     async def create_bucket(self) -> bool:
         """Create the bucket in the settings' region; False when it is ours already."""
         params: dict[str, Any] = {"Bucket": self.bucket}
-        if self._settings.s3_region != "us-east-1":
+        if self._settings.storage.region != "us-east-1":
             # AWS refuses a CreateBucket outside us-east-1 that does not name its region.
-            params["CreateBucketConfiguration"] = {"LocationConstraint": self._settings.s3_region}
+            params["CreateBucketConfiguration"] = {
+                "LocationConstraint": self._settings.storage.region
+            }
         try:
             await self._client.create_bucket(**params)
         except ClientError as error:
@@ -290,8 +292,8 @@ class Storage:
         sent as they are: never copied into a buffer or joined. ``on_multipart`` learns the
         storage upload id before the first part is sent (a record that outlives this process).
         """
-        part_size = self._settings.s3_part_size_bytes
-        threshold = self._settings.s3_multipart_threshold_bytes
+        part_size = self._settings.storage.part_size_bytes
+        threshold = self._settings.storage.multipart_threshold_bytes
         pending: list[Piece] = []
         buffered = total = 0
         writer: _PartWriter | None = None
@@ -358,7 +360,7 @@ class Storage:
                 raise RangeRefused() from None
             raise
         body = response["Body"]
-        chunk_size = self._settings.stream_chunk_bytes
+        chunk_size = self._settings.files.stream_chunk_bytes
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
@@ -376,7 +378,7 @@ class Storage:
         if content_type:
             params["response-content-type"] = content_type
         return self._signer.presign_url(
-            "GET", self.bucket, key, self._settings.download_url_ttl_seconds, params=params
+            "GET", self.bucket, key, self._settings.files.download_url_ttl_seconds, params=params
         )
 
     def presign_put(
@@ -389,7 +391,7 @@ class Storage:
         if sha256_b64 is not None:
             headers["x-amz-checksum-sha256"] = sha256_b64
         url = self._signer.presign_url(
-            "PUT", self.bucket, key, self._settings.upload_url_ttl_seconds, headers=headers
+            "PUT", self.bucket, key, self._settings.uploads.upload_url_ttl_seconds, headers=headers
         )
         return PresignedPut(url, headers)
 
@@ -400,7 +402,7 @@ class Storage:
         return self._signer.presign_post(
             self.bucket,
             key,
-            self._settings.upload_url_ttl_seconds,
+            self._settings.uploads.upload_url_ttl_seconds,
             fields={"Content-Type": content_type},
             conditions=[["content-length-range", min_size, max_size]],
         )
@@ -560,7 +562,7 @@ class Storage:
             method,
             self.bucket,
             key,
-            self._settings.upload_url_ttl_seconds,
+            self._settings.uploads.upload_url_ttl_seconds,
             headers=dict(headers or {}),
             params=dict(params or {}),
         )
@@ -575,33 +577,33 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
         return session.create_client(
             "s3",
             endpoint_url=endpoint_url,
-            region_name=settings.s3_region,
-            aws_access_key_id=settings.s3_access_key,
-            aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
+            region_name=settings.storage.region,
+            aws_access_key_id=settings.storage.access_key,
+            aws_secret_access_key=settings.storage.secret_key.get_secret_value(),
             config=config,
         )
 
     timeout = aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT_SECONDS, sock_read=READ_TIMEOUT_SECONDS)
     connector = aiohttp.TCPConnector(limit=MAX_POOL_CONNECTIONS)
     async with (
-        client_for(settings.s3_endpoint_url) as client,
+        client_for(settings.storage.endpoint_url) as client,
         aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as http,
     ):
         # The hot requests go without botocore, unless payloads must be signed (a presigned
         # request leaves its payload unsigned).
-        internal = signer_for(settings, settings.s3_endpoint_url)
-        requests = S3Requests(http, internal, settings.s3_bucket)
-        signer = signer_for(settings, settings.presign_endpoint_url)
-        yield Storage(client, signer, settings, None if settings.s3_sign_payload else requests)
+        internal = signer_for(settings, settings.storage.endpoint_url)
+        requests = S3Requests(http, internal, settings.storage.bucket)
+        signer = signer_for(settings, settings.storage.presign_endpoint_url)
+        yield Storage(client, signer, settings, None if settings.storage.sign_payload else requests)
 
 
 def signer_for(settings: Settings, endpoint_url: str) -> SigV4Presigner:
     """A SigV4 signer with the settings' credentials for requests to ``endpoint_url``."""
     return SigV4Presigner(
         endpoint_url,
-        settings.s3_region,
-        settings.s3_access_key,
-        settings.s3_secret_key.get_secret_value(),
+        settings.storage.region,
+        settings.storage.access_key,
+        settings.storage.secret_key.get_secret_value(),
     )
 
 
@@ -610,7 +612,7 @@ class _PartWriter:
 
     def __init__(self, storage: Storage, key: str, upload_id: str) -> None:
         self._storage, self._key, self._upload_id = storage, key, upload_id
-        self._depth = storage._settings.s3_parts_in_flight
+        self._depth = storage._settings.storage.parts_in_flight
         self._in_flight: collections.deque[asyncio.Task[None]] = collections.deque()
         self._parts: list[CompletedPartTypeDef] = []
         self._sent = 0  # parts handed to a task: the next one's number follows

@@ -51,13 +51,13 @@ async def test_deeply_nested_json_is_400(
     for body in (DEEP, b'{"login": ' + DEEP + b', "password": "x"}'):
         response = await client.post(route, content=body, headers=headers.get(route, JSON))
         assert_error(response, 400, "malformed_json")
-        assert str(settings.max_json_depth) in response.json()["detail"]
+        assert str(settings.requests.max_json_depth) in response.json()["detail"]
 
 
 async def test_json_at_the_depth_limit_is_parsed(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    depth = settings.max_json_depth
+    depth = settings.requests.max_json_depth
     at_limit = {"login": json.loads("[" * (depth - 1) + "]" * (depth - 1)), "password": "x"}
     response = await client.post("/user/auth", json=at_limit)
     assert_error(response, 422, "validation_error")  # parsed, then refused by the model
@@ -248,7 +248,7 @@ async def _assert_nothing_stored(
     client: httpx.AsyncClient, app: FastAPI, bucket: Bucket, settings: Settings, account: Account
 ) -> None:
     assert await _listed(client, account) == []
-    assert await bucket.keys(f"{settings.s3_key_prefix}/{account.id}/") == set()
+    assert await bucket.keys(f"{settings.storage.key_prefix}/{account.id}/") == set()
     async with app.state.sessionmaker() as session:
         statuses = (await session.execute(select(Upload.status))).scalars().all()
     assert UploadStatus.pending not in statuses
@@ -342,7 +342,7 @@ async def test_a_well_formed_body_with_an_epilogue_is_stored(
 async def test_concurrent_wrong_passwords_are_throttled_exactly(
     client: httpx.AsyncClient, alice: Account, settings: Settings
 ) -> None:
-    limit = settings.auth_max_failures_per_login
+    limit = settings.auth.max_failures_per_login
     attempts = 3 * limit
     responses = await asyncio.gather(
         *(
@@ -355,7 +355,7 @@ async def test_concurrent_wrong_passwords_are_throttled_exactly(
     for response in responses:
         if response.status_code == 429:
             assert response.json()["error"] == "too_many_attempts"
-            assert 0 < int(response.headers["retry-after"]) <= settings.auth_failure_window_seconds
+            assert 0 < int(response.headers["retry-after"]) <= settings.auth.failure_window_seconds
     right = await client.post("/user/auth", json={"login": alice.login, "password": alice.password})
     assert_error(right, 429, "too_many_attempts")  # blocked until the window ends
 
@@ -363,12 +363,12 @@ async def test_concurrent_wrong_passwords_are_throttled_exactly(
 async def test_a_successful_login_clears_the_login_counter(
     client: httpx.AsyncClient, alice: Account, settings: Settings
 ) -> None:
-    for _ in range(settings.auth_max_failures_per_login - 1):
+    for _ in range(settings.auth.max_failures_per_login - 1):
         wrong = await client.post("/user/auth", json={"login": alice.login, "password": "nope"})
         assert_error(wrong, 401, "invalid_credentials")
     right = await client.post("/user/auth", json={"login": alice.login, "password": alice.password})
     assert right.status_code == 200
-    for _ in range(settings.auth_max_failures_per_login):
+    for _ in range(settings.auth.max_failures_per_login):
         wrong = await client.post("/user/auth", json={"login": alice.login, "password": "nope"})
         assert_error(wrong, 401, "invalid_credentials")
 
@@ -377,7 +377,7 @@ async def test_successful_logins_do_not_count_against_the_address(
     settings: Settings, app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     account = await make_account(client)
-    strict = create_app(settings.model_copy(update={"auth_max_failures_per_address": 3}))
+    strict = create_app(settings.with_changes(**{"auth_max_failures_per_address": 3}))
     async with strict.router.lifespan_context(strict):
         transport = httpx.ASGITransport(app=strict, client=("203.0.113.7", 4000))
         async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as http:
@@ -394,9 +394,7 @@ async def test_successful_logins_do_not_count_against_the_address(
 @pytest.fixture
 async def redisless_client(settings: Settings, app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An app whose Redis is down (made before the test runs: creating an app sets up logging)."""
-    dead = create_app(
-        settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    )
+    dead = create_app(settings.with_changes(**{"redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
     async with dead.router.lifespan_context(dead):
         transport = httpx.ASGITransport(app=dead)
         async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as http:

@@ -46,7 +46,7 @@ async def root(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def test_the_page_has_its_exact_policy(root: httpx.AsyncClient, settings: Settings) -> None:
     page = await root.get("/")
     assert page.status_code == 200
-    assert page.headers["content-security-policy"] == _page_policy(settings.s3_endpoint_url)
+    assert page.headers["content-security-policy"] == _page_policy(settings.storage.endpoint_url)
     _has_baseline(page)
     assert {name.lower(): value for name, value in BASELINE_HEADERS.items()} == BASELINE
 
@@ -55,7 +55,7 @@ async def test_connect_src_names_the_public_storage_endpoint(
     settings: Settings, app: FastAPI
 ) -> None:
     public = create_app(
-        settings.model_copy(update={"s3_public_endpoint_url": "https://files.example.com/s3"})
+        settings.with_changes(**{"s3_public_endpoint_url": "https://files.example.com/s3"})
     )
     transport = httpx.ASGITransport(app=public)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
@@ -93,7 +93,7 @@ async def test_the_docs_allow_their_own_inline_scripts_by_hash(
         }
         assert set(policy["script-src"].split()) == {"'self'", *hashes}
         assert "'unsafe-inline'" not in policy["script-src"]
-        assert policy["connect-src"] == f"'self' {settings.s3_endpoint_url}"
+        assert policy["connect-src"] == f"'self' {settings.storage.endpoint_url}"
         assert policy["frame-ancestors"] == "'none'"
         assert policy["object-src"] == "'none'"
         assert policy["base-uri"] == "'none'"

@@ -50,14 +50,16 @@ async def test_form_and_query_paths_that_disagree_are_refused(
 async def test_a_413_names_the_limit(
     client: httpx.AsyncClient, alice: Account, settings: Settings, app: FastAPI
 ) -> None:
-    limit = settings.max_upload_bytes
+    limit = settings.uploads.max_upload_bytes
     too_big = await client.post(
         "/files/upload", json={"path": "/big", "size": limit + 1}, headers=alice.headers
     )
     assert too_big.status_code == 413
     assert str(limit) in too_big.json()["detail"]
     async with app.state.sessionmaker() as session:
-        await session.execute(update(User).values(used_bytes=settings.user_quota_bytes - 100))
+        await session.execute(
+            update(User).values(used_bytes=settings.uploads.user_quota_bytes - 100)
+        )
         await session.commit()
     over_quota = await client.post(
         "/files/upload", json={"path": "/q", "size": 101}, headers=alice.headers
@@ -99,4 +101,4 @@ async def test_a_pending_complete_says_when_to_retry_and_times_are_named_apart(
         ticket["expires_at"]
     )
     grace = datetime.fromisoformat(state["closes_at"]) - datetime.fromisoformat(state["expires_at"])
-    assert grace == timedelta(seconds=settings.upload_grace_seconds)
+    assert grace == timedelta(seconds=settings.uploads.upload_grace_seconds)

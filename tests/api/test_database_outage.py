@@ -49,7 +49,7 @@ async def outage_client(
     config.attributes["database_url"] = url
     config.attributes["configure_logger"] = False
     await asyncio.to_thread(command.upgrade, config, "head")
-    app = create_app(settings.model_copy(update={"database_url": url}))
+    app = create_app(settings.with_changes(**{"database_url": url}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as http:

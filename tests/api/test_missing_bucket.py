@@ -40,7 +40,7 @@ class Missing:
 @pytest.fixture
 async def missing(settings: Settings, app: FastAPI) -> AsyncIterator[Missing]:
     bucket = f"missing-{secrets.token_hex(4)}"
-    other = create_app(settings.model_copy(update={"s3_bucket": bucket}))
+    other = create_app(settings.with_changes(**{"s3_bucket": bucket}))
     async with other.router.lifespan_context(other):
         transport = httpx.ASGITransport(app=other)
         async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as http:
@@ -138,8 +138,8 @@ async def test_the_worker_retries_and_reconcile_closes_nothing(
 ) -> None:
     ticket = await ticket_for(missing.client, alice, path="/one.txt", size=3)
     key = ticket["url"].split("?")[0].split(f"/{missing.bucket}/", 1)[1]
-    elsewhere = settings.model_copy(
-        update={"s3_bucket": missing.bucket, "transaction_retry_seconds": 0}
+    elsewhere = settings.with_changes(
+        **{"s3_bucket": missing.bucket, "transaction_retry_seconds": 0}
     )
     ctx = worker_ctx(missing.app, elsewhere, job_try=1)
     with caplog.at_level(logging.WARNING):

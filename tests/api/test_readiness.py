@@ -25,7 +25,7 @@ async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def own_redis_client(
     settings: Settings, own_redis: OwnRedis
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"redis_url": own_redis.url}))
+    app = create_app(settings.with_changes(**{"redis_url": own_redis.url}))
     async for http in _client(app):
         yield http
 
@@ -54,7 +54,7 @@ async def test_readyz_turns_503_when_redis_dies(
 
 async def test_readyz_names_dead_storage(settings: Settings, app: FastAPI) -> None:
     dead = create_app(
-        settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+        settings.with_changes(**{"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
     )
     async for http in _client(dead):
         response = await http.get("/readyz")

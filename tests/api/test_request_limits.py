@@ -42,7 +42,7 @@ async def _running(settings: Settings) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def limited(app: FastAPI, settings: Settings) -> AsyncIterator[FastAPI]:
     """The API with small limits, on the same services (``app`` cleans up after each test)."""
-    async with _running(settings.model_copy(update=LIMITS)) as application:
+    async with _running(settings.with_changes(**LIMITS)) as application:
         yield application
 
 
@@ -225,7 +225,7 @@ async def test_slots_per_user_and_per_process(limited: FastAPI, http: httpx.Asyn
     process (503, Retry-After); a finished, a failed and a disconnected upload each give
     their slot back."""
     slow = {"request_body_idle_seconds": 30.0, "request_body_min_rate_bytes": 0}
-    async with _running(limited.state.settings.model_copy(update=slow)) as app:
+    async with _running(limited.state.settings.with_changes(**slow)) as app:
         alice, bob = await make_account(http), await make_account(http)
         held = [RawUpload(app, alice, f"/held{n}.bin").start() for n in range(2)]
         await _until(lambda: _count_pending(app, alice.id, 2))
@@ -304,7 +304,7 @@ async def test_a_long_upload_keeps_its_slot(limited: FastAPI, http: httpx.AsyncC
 async def test_slots_fail_open_without_redis(settings: Settings, app: FastAPI) -> None:
     """Redis down: uploads are limited per process only (the cache and throttle fail open)."""
     dead = {**LIMITS, "redis_url": f"redis://127.0.0.1:{free_port()}/0"}
-    async with _running(settings.model_copy(update=dead)) as application:
+    async with _running(settings.with_changes(**dead)) as application:
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as client:
             alice = await make_account(client)

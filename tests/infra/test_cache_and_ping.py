@@ -75,7 +75,7 @@ async def fragile_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """On a Redis of its own, and Redis alone: the database takes the reads once it stops."""
     overrides = {"redis_url": own_redis.url, "cache_memory_bytes": 0}
-    async with _client_of(settings.model_copy(update=overrides)) as http:
+    async with _client_of(settings.with_changes(**overrides)) as http:
         yield http
 
 
@@ -84,7 +84,7 @@ async def fragile_memory_client(
     settings: Settings, own_redis: OwnRedis, app: FastAPI
 ) -> AsyncIterator[httpx.AsyncClient]:
     """On a Redis of its own, with the cache's memory in front of it."""
-    async with _client_of(settings.model_copy(update={"redis_url": own_redis.url})) as http:
+    async with _client_of(settings.with_changes(**{"redis_url": own_redis.url})) as http:
         yield http
 
 
@@ -167,7 +167,7 @@ async def test_a_hot_lookup_needs_no_redis_round_trip(
 
 async def test_ping_names_dead_storage(settings: Settings, alice: Account, app: FastAPI) -> None:
     dead = create_app(
-        settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+        settings.with_changes(**{"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
     )
     async with dead.router.lifespan_context(dead):
         transport = httpx.ASGITransport(app=dead)

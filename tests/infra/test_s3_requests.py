@@ -24,7 +24,7 @@ from tests.helpers import Bucket
 
 def _signer(endpoint: str, settings: Settings, secret: str | None = None) -> SigV4Presigner:
     if secret is not None:
-        settings = settings.model_copy(update={"s3_secret_key": SecretStr(secret)})
+        settings = settings.with_changes(**{"s3_secret_key": SecretStr(secret)})
     return signer_for(settings, endpoint)
 
 
@@ -37,14 +37,16 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def test_put_and_head_answer_as_botocore_does(
     http: aiohttp.ClientSession, settings: Settings, storage: Storage, bucket: Bucket
 ) -> None:
-    requests = S3Requests(http, _signer(settings.s3_endpoint_url, settings), settings.s3_bucket)
+    requests = S3Requests(
+        http, _signer(settings.storage.endpoint_url, settings), settings.storage.bucket
+    )
     body = b"sent without botocore" * 100
     etag = await requests.put("tests/plain.bin", body, "text/plain")
     assert etag.strip('"') == hashlib.md5(body).hexdigest()
 
     checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
     await bucket.client.put_object(
-        Bucket=settings.s3_bucket,
+        Bucket=settings.storage.bucket,
         Key="tests/summed.bin",
         Body=body,
         ContentType="application/x-summed",
@@ -54,7 +56,7 @@ async def test_put_and_head_answer_as_botocore_does(
         ours = await requests.head(key)
         assert ours is not None
         theirs = await bucket.client.head_object(
-            Bucket=settings.s3_bucket, Key=key, ChecksumMode="ENABLED"
+            Bucket=settings.storage.bucket, Key=key, ChecksumMode="ENABLED"
         )
         assert ObjectInfo.of(ours) == ObjectInfo.of(theirs)
     summed = await storage.head("tests/summed.bin")
@@ -66,12 +68,14 @@ async def test_a_body_in_pieces_is_stored_whole(
     http: aiohttp.ClientSession, settings: Settings, bucket: Bucket
 ) -> None:
     """Over a MiB, in pieces (one a view): sent as a stream with its length, never joined."""
-    requests = S3Requests(http, _signer(settings.s3_endpoint_url, settings), settings.s3_bucket)
+    requests = S3Requests(
+        http, _signer(settings.storage.endpoint_url, settings), settings.storage.bucket
+    )
     body = bytes(range(256)) * 12_000
     pieces: list[Piece] = [body[:1000], memoryview(body)[1000:2_000_000], body[2_000_000:]]
     etag = await requests.put("tests/pieces.bin", pieces, "application/x-pieces")
     assert etag.strip('"') == hashlib.md5(body).hexdigest()
-    stored = await bucket.client.get_object(Bucket=settings.s3_bucket, Key="tests/pieces.bin")
+    stored = await bucket.client.get_object(Bucket=settings.storage.bucket, Key="tests/pieces.bin")
     async with stored["Body"] as stream:
         assert await stream.read() == body
     assert stored["ContentType"] == "application/x-pieces"
@@ -83,8 +87,8 @@ async def test_a_stream_goes_up_whole_with_parts_in_flight(
 ) -> None:
     """Chunks of uneven sizes, parts cut across them, several parts on their way at once: the
     object is the stream, and every part keeps its own number."""
-    tuned = settings.model_copy(
-        update={
+    tuned = settings.with_changes(
+        **{
             "s3_parts_in_flight": in_flight,
             "s3_part_size_bytes": 5 * 1024 * 1024,
             "s3_multipart_threshold_bytes": 5 * 1024 * 1024,
@@ -105,7 +109,7 @@ async def test_a_stream_goes_up_whole_with_parts_in_flight(
         stored = await storage.put_stream(key, chunks(), "application/x-streamed", len(body))
     assert stored.size == len(body)
     assert stored.etag.endswith("-6")  # five parts of 5 MiB and the rest
-    fetched = await bucket.client.get_object(Bucket=settings.s3_bucket, Key=key)
+    fetched = await bucket.client.get_object(Bucket=settings.storage.bucket, Key=key)
     async with fetched["Body"] as stream:
         assert hashlib.sha256(await stream.read()).digest() == hashlib.sha256(body).digest()
 
@@ -114,7 +118,9 @@ async def test_a_refusal_is_a_permanent_client_error(
     http: aiohttp.ClientSession, settings: Settings
 ) -> None:
     forged = S3Requests(
-        http, _signer(settings.s3_endpoint_url, settings, "not-the-secret"), settings.s3_bucket
+        http,
+        _signer(settings.storage.endpoint_url, settings, "not-the-secret"),
+        settings.storage.bucket,
     )
     with pytest.raises(ClientError) as refused:
         await forged.put("tests/forged.bin", b"x", "application/octet-stream")

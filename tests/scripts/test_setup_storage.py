@@ -30,9 +30,9 @@ async def test_a_ready_bucket_passes_every_check(settings: Settings, bucket: Buc
     assert statuses["events"] == "skip"
     rendered = report.render()
     assert rendered.endswith("OK: storage is ready for filestore")
-    assert settings.s3_secret_key.get_secret_value() not in rendered
+    assert settings.storage.secret_key.get_secret_value() not in rendered
     # The fixture names the bucket like the key, so look at the key's own place.
-    assert f"access key ****{settings.s3_access_key[-4:]}" in rendered
+    assert f"access key ****{settings.storage.access_key[-4:]}" in rendered
     # The probe went under the prefix and is gone.
     assert not {key for key in await bucket.keys("uploads/") if ".setup-probe-" in key}
     cors = await bucket.client.get_bucket_cors(Bucket=bucket.name)
@@ -40,7 +40,7 @@ async def test_a_ready_bucket_passes_every_check(settings: Settings, bucket: Buc
 
 
 async def test_a_missing_bucket_fails_without_create_bucket(settings: Settings) -> None:
-    missing = settings.model_copy(update={"s3_bucket": f"missing-{secrets.token_hex(4)}"})
+    missing = settings.with_changes(**{"s3_bucket": f"missing-{secrets.token_hex(4)}"})
 
     report = await setup_storage(missing, Options())
 
@@ -53,7 +53,7 @@ async def test_a_missing_bucket_fails_without_create_bucket(settings: Settings) 
 
 async def test_create_bucket_makes_it_ready(settings: Settings, bucket: Bucket) -> None:
     name = f"created-{secrets.token_hex(4)}"
-    fresh = settings.model_copy(update={"s3_bucket": name})
+    fresh = settings.with_changes(**{"s3_bucket": name})
 
     report = await setup_storage(fresh, Options(create_bucket=True))
 
@@ -71,7 +71,7 @@ async def test_create_bucket_makes_it_ready(settings: Settings, bucket: Bucket) 
 
 async def test_a_wrong_secret_key_fails_clearly(settings: Settings) -> None:
     wrong_secret = secrets.token_hex(16)
-    wrong = settings.model_copy(update={"s3_secret_key": SecretStr(wrong_secret)})
+    wrong = settings.with_changes(**{"s3_secret_key": SecretStr(wrong_secret)})
 
     report = await setup_storage(wrong, Options())
 
@@ -83,7 +83,7 @@ async def test_a_wrong_secret_key_fails_clearly(settings: Settings) -> None:
 
 
 async def test_an_unknown_access_key_is_named(settings: Settings) -> None:
-    wrong = settings.model_copy(update={"s3_access_key": f"nobody-{secrets.token_hex(4)}"})
+    wrong = settings.with_changes(**{"s3_access_key": f"nobody-{secrets.token_hex(4)}"})
 
     report = await setup_storage(wrong, Options())
 
@@ -94,7 +94,7 @@ async def test_an_unknown_access_key_is_named(settings: Settings) -> None:
 async def test_an_unreachable_public_endpoint_only_warns(settings: Settings) -> None:
     """From inside a container the host's published port is out of reach; clients may still
     reach it, so that is a warning, and --no-public-probe leaves it out."""
-    elsewhere = settings.model_copy(update={"s3_public_endpoint_url": "http://127.0.0.1:9"})
+    elsewhere = settings.with_changes(**{"s3_public_endpoint_url": "http://127.0.0.1:9"})
 
     report = await setup_storage(elsewhere, Options())
     skipped = await setup_storage(elsewhere, Options(public_probe=False))
@@ -110,9 +110,9 @@ def test_the_command_exits_non_zero_on_failure(settings: Settings) -> None:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "FILESTORE_ENVIRONMENT": "test",
-        "FILESTORE_S3_ENDPOINT_URL": settings.s3_endpoint_url,
-        "FILESTORE_S3_ACCESS_KEY": settings.s3_access_key,
-        "FILESTORE_S3_SECRET_KEY": settings.s3_secret_key.get_secret_value(),
+        "FILESTORE_S3_ENDPOINT_URL": settings.storage.endpoint_url,
+        "FILESTORE_S3_ACCESS_KEY": settings.storage.access_key,
+        "FILESTORE_S3_SECRET_KEY": settings.storage.secret_key.get_secret_value(),
         "FILESTORE_S3_BUCKET": f"missing-{secrets.token_hex(4)}",
     }
     result = subprocess.run(
@@ -128,9 +128,9 @@ def test_the_command_exits_non_zero_on_failure(settings: Settings) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL  bucket" in result.stdout
     assert "--create-bucket" in result.stdout
-    assert settings.s3_secret_key.get_secret_value() not in result.stdout + result.stderr
+    assert settings.storage.secret_key.get_secret_value() not in result.stdout + result.stderr
 
-    env["FILESTORE_S3_BUCKET"] = settings.s3_bucket
+    env["FILESTORE_S3_BUCKET"] = settings.storage.bucket
     result = subprocess.run(
         [sys.executable, "-m", "scripts.setup_storage"],
         cwd=ROOT,

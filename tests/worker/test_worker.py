@@ -31,8 +31,8 @@ async def test_storage_outage_is_retried_with_backoff(
     ticket = (
         await client.post("/files/upload", json={"path": "/r.txt"}, headers=alice.headers)
     ).json()["upload"]
-    key = ticket["url"].split("?")[0].split(f"/{settings.s3_bucket}/", 1)[1]
-    dead = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    key = ticket["url"].split("?")[0].split(f"/{settings.storage.bucket}/", 1)[1]
+    dead = settings.with_changes(**{"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
     async with open_storage(dead) as storage:
         ctx = worker_ctx(app, dead, storage, job_try=3)
         with pytest.raises(Retry) as retry:
@@ -53,7 +53,7 @@ async def test_unknown_object_under_our_prefix_is_deleted(
     bucket: Bucket,
 ) -> None:
     storage = app.state.storage
-    key = f"{settings.s3_key_prefix}/{alice.id}/not-an-upload"
+    key = f"{settings.storage.key_prefix}/{alice.id}/not-an-upload"
     await bucket.put(key)
     ctx = worker_ctx(app, settings, storage)
     assert await confirm_upload(ctx, key) == "unknown"
@@ -69,12 +69,12 @@ async def test_the_worker_outlives_a_redis_restart(
     outbox and deleted)."""
     env = {
         **os.environ,
-        "FILESTORE_DATABASE_URL": settings.database_url,
+        "FILESTORE_DATABASE_URL": settings.database.url,
         "FILESTORE_REDIS_URL": own_redis.url,
-        "FILESTORE_S3_ENDPOINT_URL": settings.s3_endpoint_url,
-        "FILESTORE_S3_ACCESS_KEY": settings.s3_access_key,
-        "FILESTORE_S3_SECRET_KEY": settings.s3_secret_key.get_secret_value(),
-        "FILESTORE_S3_BUCKET": settings.s3_bucket,
+        "FILESTORE_S3_ENDPOINT_URL": settings.storage.endpoint_url,
+        "FILESTORE_S3_ACCESS_KEY": settings.storage.access_key,
+        "FILESTORE_S3_SECRET_KEY": settings.storage.secret_key.get_secret_value(),
+        "FILESTORE_S3_BUCKET": settings.storage.bucket,
         "FILESTORE_OUTBOX_DRAIN_INTERVAL_SECONDS": "1",
     }
     log = (tmp_path / "worker.log").open("wb")
@@ -91,8 +91,8 @@ async def test_the_worker_outlives_a_redis_restart(
         own_redis.stop()
         await asyncio.sleep(3)
         own_redis.start()
-        key = await bucket.put(f"{settings.s3_key_prefix}/{uuid.uuid4()}/after-restart")
-        async with create_redis(settings.model_copy(update={"redis_url": own_redis.url})) as q:
+        key = await bucket.put(f"{settings.storage.key_prefix}/{uuid.uuid4()}/after-restart")
+        async with create_redis(settings.with_changes(**{"redis_url": own_redis.url})) as q:
             await enqueue_confirm(q, key, None)
         deadline = time.monotonic() + 30
         while key in await bucket.keys(key):
@@ -119,8 +119,8 @@ async def test_a_notification_of_the_version_already_held_costs_no_head(
         await plain.put(ticket["url"], content=b"held", headers=ticket["headers"])
     done = await client.post(f"/files/uploads/{ticket['id']}/complete", headers=alice.headers)
     assert done.json()["status"] == "completed"
-    key = ticket["url"].split("?")[0].split(f"/{settings.s3_bucket}/", 1)[1]
-    dead = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    key = ticket["url"].split("?")[0].split(f"/{settings.storage.bucket}/", 1)[1]
+    dead = settings.with_changes(**{"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
     async with open_storage(dead) as unreachable:
         ctx = worker_ctx(app, dead, unreachable)
         etag = done.json()["file"]["etag"]
@@ -132,7 +132,7 @@ async def test_a_notification_of_the_version_already_held_costs_no_head(
 async def test_a_periodic_job_meeting_an_outage_waits_for_its_next_tick(
     app: FastAPI, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    dead = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    dead = settings.with_changes(**{"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
     async with open_storage(dead) as unreachable:
         ctx = worker_ctx(app, dead, unreachable)
         with caplog.at_level(logging.WARNING, logger="worker.tasks"):

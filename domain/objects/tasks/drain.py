@@ -97,7 +97,7 @@ async def _drain_batch(session: AsyncSession, storage: Storage, limit: int) -> D
 async def drain_outbox(database: Database, storage: Storage, settings: Settings) -> dict[str, int]:
     """Delete every due object, a batch per transaction, until fewer than a batch are due."""
     deleted = deferred = kept = 0
-    limit = settings.outbox_batch_size
+    limit = settings.jobs.outbox_batch_size
     while True:
         batch = await database.transaction(lambda session: _drain_batch(session, storage, limit))
         deleted, deferred = deleted + batch.deleted, deferred + batch.deferred

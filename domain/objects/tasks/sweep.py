@@ -66,9 +66,9 @@ async def sweep_bucket(
 ) -> dict[str, int]:
     """One bounded pass: delete unreferenced objects and abort unclaimed multipart uploads
     older than the grace period, under ``<s3_key_prefix>/`` only. Returns the counts."""
-    prefix = f"{settings.s3_key_prefix}/"
-    grace = timedelta(seconds=settings.sweep_grace_seconds)
-    batch = settings.sweep_batch_size
+    prefix = f"{settings.storage.key_prefix}/"
+    grace = timedelta(seconds=settings.jobs.sweep_grace_seconds)
+    batch = settings.jobs.sweep_batch_size
     listed, deleted = await _sweep_objects(database, storage, redis, prefix, grace, batch)
     aborted = await _sweep_multipart(database, storage, redis, prefix, grace, batch)
     counts = {"objects_listed": listed, "objects_deleted": deleted, "multipart_aborted": aborted}

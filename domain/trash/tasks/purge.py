@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 async def purge(database: Database, settings: Settings) -> dict[str, int]:
     async def work(session: AsyncSession) -> dict[str, int]:
-        entries = await purge_due(session, settings.purge_batch_size)
-        versions = await trim_over_limit(session, settings.versions_kept, settings.purge_batch_size)
+        entries = await purge_due(session, settings.retention.purge_batch_size)
+        versions = await trim_over_limit(
+            session, settings.retention.versions_kept, settings.retention.purge_batch_size
+        )
         return {"trash_entries": entries, "versions": versions}
 
     counts = await database.transaction(work)

@@ -69,9 +69,9 @@ async def reconcile_uploads(
     async with database.reading() as session:
         uploads = UploadRepository(session)
         now = await uploads.now()
-        pending = await uploads.pending(settings.reconcile_batch_size)
-        confirmed = await uploads.recently_confirmed(settings.reconcile_batch_size)
-        unsized = await uploads.unsized_multipart(settings.reconcile_batch_size)
+        pending = await uploads.pending(settings.jobs.reconcile_batch_size)
+        confirmed = await uploads.recently_confirmed(settings.jobs.reconcile_batch_size)
+        unsized = await uploads.unsized_multipart(settings.jobs.reconcile_batch_size)
     to_expire: list[str] = []
     to_fail: list[str] = []
     for object_key, expires_at, kind in pending:

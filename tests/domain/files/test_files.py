@@ -219,7 +219,7 @@ async def test_over_the_limit_is_413_and_leaves_nothing(
     storage: Storage,
     bucket: Bucket,
 ) -> None:
-    too_big = os.urandom(settings.max_upload_bytes + 1)
+    too_big = os.urandom(settings.uploads.max_upload_bytes + 1)
     response = await upload(client, alice, "/big.bin", too_big)
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
@@ -233,7 +233,9 @@ async def test_over_the_limit_overwrite_keeps_the_old_content(
     client: httpx.AsyncClient, alice: Account, settings: Settings
 ) -> None:
     await upload(client, alice, "/keep.bin", b"old")
-    response = await upload(client, alice, "/keep.bin", os.urandom(settings.max_upload_bytes + 10))
+    response = await upload(
+        client, alice, "/keep.bin", os.urandom(settings.uploads.max_upload_bytes + 10)
+    )
     assert response.status_code == 413
     kept = await client.get(
         "/files/download", params={"path": "/keep.bin", "proxy": "true"}, headers=alice.headers
@@ -247,7 +249,7 @@ async def test_quota_is_enforced(
     async with app.state.sessionmaker() as session:
         user = await session.get(User, alice.id)
         assert user is not None
-        user.used_bytes = settings.user_quota_bytes - 10
+        user.used_bytes = settings.uploads.user_quota_bytes - 10
         await session.commit()
     response = await upload(client, alice, "/q.bin", b"x" * 11)
     assert response.status_code == 413
@@ -259,7 +261,7 @@ async def test_large_round_trip_through_the_proxy(
     client: httpx.AsyncClient, alice: Account, settings: Settings
 ) -> None:
     content = os.urandom(20 * 1024 * 1024 + 123)
-    assert len(content) > settings.s3_multipart_threshold_bytes  # exercises S3 multipart
+    assert len(content) > settings.storage.multipart_threshold_bytes  # exercises S3 multipart
     stored = await upload(client, alice, "/big/blob.bin", content)
     assert stored.status_code == 201, stored.text
     assert stored.json()["size"] == len(content)
@@ -295,7 +297,7 @@ async def test_expired_presigned_url_is_refused(
     client: httpx.AsyncClient, alice: Account, settings: Settings
 ) -> None:
     await upload(client, alice, "/short.txt", b"short-lived")
-    short = settings.model_copy(update={"download_url_ttl_seconds": 1})
+    short = settings.with_changes(**{"download_url_ttl_seconds": 1})
     async with open_storage(short) as storage, httpx.AsyncClient() as plain:
         key = (await _keys_for(client, alice))[0]
         url = storage.presign_get(key, "attachment", None)
@@ -456,7 +458,7 @@ async def test_client_disconnect_mid_upload_leaves_nothing(
     ).encode()
     chunk = os.urandom(1024 * 1024)
     messages = [head, *[chunk] * 12]
-    assert 12 * len(chunk) > settings.s3_multipart_threshold_bytes
+    assert 12 * len(chunk) > settings.storage.multipart_threshold_bytes
     sent: list[dict[str, object]] = []
 
     async def receive() -> dict[str, object]:

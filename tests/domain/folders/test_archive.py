@@ -82,7 +82,7 @@ async def test_a_folder_too_big_to_size_streams_a_page_at_a_time(
 ) -> None:
     files = {f"/many/{index:02}.txt": f"file {index}".encode() for index in range(7)}
     await stored(client, alice, files)
-    monkeypatch.setattr(settings, "zip_page_files", 3)
+    monkeypatch.setattr(settings.files, "zip_page_files", 3)
     response = await zip_of(client, alice, "/many/")
     assert response.status_code == 200, response.text
     assert "content-length" not in response.headers
@@ -118,10 +118,10 @@ async def test_a_consumer_that_goes_away_stops_the_zip(
 ) -> None:
     big = {f"/big/{index}.bin": bytes([index]) * (3 * 1024 * 1024) for index in range(3)}
     await stored(client, alice, big)
-    monkeypatch.setattr(settings, "stream_chunk_bytes", 64 * 1024)
+    monkeypatch.setattr(settings.files, "stream_chunk_bytes", 64 * 1024)
     user_id = (await client.get("/user/me", headers=alice.headers)).json()["id"]
     archive = await folder_zip(
-        app.state.database, app.state.storage, user_id, "/big/", settings.zip_page_files
+        app.state.database, app.state.storage, user_id, "/big/", settings.files.zip_page_files
     )
     assert archive.length is not None and archive.length > 9 * 1024 * 1024
     received = 0

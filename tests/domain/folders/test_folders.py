@@ -284,7 +284,7 @@ async def test_a_folder_copy_and_the_quota(
     assert nested.json()["path"] == "/dst/deep/deep/"
     async with app.state.sessionmaker() as session:
         used = (await session.execute(select(User.used_bytes))).scalar_one()
-        await session.execute(update(User).values(used_bytes=settings.user_quota_bytes - 5))
+        await session.execute(update(User).values(used_bytes=settings.uploads.user_quota_bytes - 5))
         await session.commit()
     try:
         assert error(await copy(client, alice, "/src/", "/third/")) == (413, "quota_exceeded")

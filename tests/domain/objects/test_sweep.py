@@ -22,12 +22,16 @@ LAST_OWNER = uuid.UUID(int=2**128 - 1)
 
 
 def prefix_of(settings: Settings) -> str:
-    return f"{settings.s3_key_prefix}/"
+    return f"{settings.storage.key_prefix}/"
 
 
 def outside_keys(settings: Settings) -> tuple[str, ...]:
     """Keys that only look like ours: another prefix, a sibling prefix, the bare prefix."""
-    return ("elsewhere/object", f"{settings.s3_key_prefix}X/object", settings.s3_key_prefix)
+    return (
+        "elsewhere/object",
+        f"{settings.storage.key_prefix}X/object",
+        settings.storage.key_prefix,
+    )
 
 
 async def keys_under(bucket: Bucket, prefix: str) -> set[str]:
@@ -41,12 +45,12 @@ async def multipart_under(bucket: Bucket, prefix: str) -> set[tuple[str, str]]:
 @pytest.fixture(autouse=True)
 async def empty_prefix(storage: Storage, bucket: Bucket, settings: Settings) -> None:
     """Earlier tests leave objects behind (only the tables are emptied): start from none."""
-    for prefix in (prefix_of(settings), "elsewhere/", f"{settings.s3_key_prefix}X/"):
+    for prefix in (prefix_of(settings), "elsewhere/", f"{settings.storage.key_prefix}X/"):
         for key in await keys_under(bucket, prefix):
             await bucket.delete(key)
         for key, upload_id in await multipart_under(bucket, prefix):
             await storage.abort_multipart_upload(key, upload_id)
-    await bucket.delete(settings.s3_key_prefix)
+    await bucket.delete(settings.storage.key_prefix)
 
 
 async def put(bucket: Bucket, key: str, body: bytes = b"orphan") -> str:
@@ -58,14 +62,14 @@ async def start_multipart(bucket: Bucket, key: str) -> str:
 
 
 def orphan_key(settings: Settings, owner: uuid.UUID) -> str:
-    return f"{settings.s3_key_prefix}/{owner}/{uuid.uuid4()}"
+    return f"{settings.storage.key_prefix}/{owner}/{uuid.uuid4()}"
 
 
 async def sweep(
     app: FastAPI, storage: Storage, settings: Settings, **update: Any
 ) -> dict[str, int]:
     return await sweep_bucket(
-        app.state.database, storage, app.state.redis, settings.model_copy(update=update)
+        app.state.database, storage, app.state.redis, settings.with_changes(**update)
     )
 
 
@@ -83,7 +87,7 @@ async def pending_intent(
     response = await client.post("/files/upload", json={"path": path}, headers=account.headers)
     assert response.status_code == 201, response.text
     ticket: dict[str, Any] = response.json()["upload"]
-    key = ticket["url"].split("?")[0].split(f"/{settings.s3_bucket}/", 1)[1]
+    key = ticket["url"].split("?")[0].split(f"/{settings.storage.bucket}/", 1)[1]
     return ticket, key
 
 
@@ -274,16 +278,14 @@ async def test_sweep_proceeds_without_redis(
     bucket: Bucket,
 ) -> None:
     orphan = await put(bucket, orphan_key(settings, alice.id))
-    dead = create_redis(
-        settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}"})
-    )
+    dead = create_redis(settings.with_changes(**{"redis_url": f"redis://127.0.0.1:{free_port()}"}))
     try:
         with caplog.at_level(logging.WARNING, logger="domain.objects.tasks.sweep"):
             counts = await sweep_bucket(
                 app.state.database,
                 storage,
                 dead,
-                settings.model_copy(update={"sweep_grace_seconds": 0}),
+                settings.with_changes(**{"sweep_grace_seconds": 0}),
             )
     finally:
         await dead.aclose()

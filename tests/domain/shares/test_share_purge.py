@@ -63,10 +63,10 @@ async def test_the_purge_is_bounded_per_run(
             update(Share).values(expires_at=datetime.now(UTC) - timedelta(days=2))
         )
         await session.commit()
-    monkeypatch.setattr(settings, "purge_batch_size", 2)
+    monkeypatch.setattr(settings.retention, "purge_batch_size", 2)
     ctx = worker_ctx(app, settings)
     assert [(await tasks.purge(ctx))["shares"] for _ in range(3)] == [2, 1, 0]
-    monkeypatch.setattr(settings, "share_purge_after_seconds", 3 * 24 * 3600)
+    monkeypatch.setattr(settings.shares, "purge_after_seconds", 3 * 24 * 3600)
     await make_share(client, alice, path="/a.txt")
     await expire(
         app, (await client.get("/shares", headers=alice.headers)).json()["shares"][0]["id"]

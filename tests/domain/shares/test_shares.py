@@ -160,11 +160,11 @@ async def test_options_and_their_limits(
 
     too_long = await client.post(
         "/shares",
-        json={"path": "/a.txt", "expires_in": settings.share_max_seconds + 1},
+        json={"path": "/a.txt", "expires_in": settings.shares.max_seconds + 1},
         headers=alice.headers,
     )
     assert too_long.status_code == 422
-    assert str(settings.share_max_seconds) in too_long.json()["detail"]
+    assert str(settings.shares.max_seconds) in too_long.json()["detail"]
     for body in (
         {"path": "/a.txt", "expires_in": 0},
         {"path": "/a.txt", "max_downloads": 0},
@@ -176,7 +176,7 @@ async def test_options_and_their_limits(
         assert response.status_code == 422, (body, response.text)
         assert response.json()["error"] == "validation_error"
 
-    monkeypatch.setattr(settings, "public_url", "https://files.example.com")
+    monkeypatch.setattr(settings.shares, "public_url", "https://files.example.com")
     public = await make_share(client, alice, path="/a.txt")
     assert public["url"].startswith("https://files.example.com/s/")
 
@@ -609,7 +609,7 @@ async def test_an_unlock_cookie_opens_its_own_share_only(
 async def test_wrong_passwords_are_throttled(
     client: httpx.AsyncClient, alice: Account, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(settings, "auth_max_failures_per_login", 3)
+    monkeypatch.setattr(settings.auth, "max_failures_per_login", 3)
     await stored(client, alice, "/a.txt")
     share = await make_share(client, alice, path="/a.txt", password="right")
     other = await make_share(client, alice, path="/a.txt", password="right")

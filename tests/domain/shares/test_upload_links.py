@@ -287,7 +287,7 @@ async def test_an_upload_link_abused_beyond_quota(
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(settings, "user_quota_bytes", 1000)
+    monkeypatch.setattr(settings.uploads, "user_quota_bytes", 1000)
     await stored(client, alice, "/inbox/old.txt")  # 14 bytes kept
     share = await upload_link(client, alice)
     first = await asked(client, share, name="a.bin", size=600)
@@ -320,7 +320,7 @@ async def test_an_upload_link_abused_beyond_quota(
 async def test_intents_per_link_are_rate_limited(
     client: httpx.AsyncClient, alice: Account, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(settings, "share_uploads_per_minute", 3)
+    monkeypatch.setattr(settings.shares, "uploads_per_minute", 3)
     share = await upload_link(client, alice)
     other = await upload_link(client, alice, "/other/")
     for _ in range(3):

@@ -74,12 +74,12 @@ async def test_a_deleted_file_waits_in_the_trash_and_comes_back_as_it_was(
     )
     deleted = datetime.fromisoformat(entry["deleted_at"])
     purge_at = datetime.fromisoformat(entry["purge_at"])
-    assert purge_at - deleted == timedelta(seconds=settings.trash_retention_seconds)
+    assert purge_at - deleted == timedelta(seconds=settings.retention.trash_retention_seconds)
     assert await usage(client, alice) == {
         "files": 0,
         "versions": 0,
         "trash": 5,
-        "quota": settings.user_quota_bytes,
+        "quota": settings.uploads.user_quota_bytes,
     }
     await run_worker()  # nothing is deleted from storage while in the trash
     await assert_consistent(app, bucket, alice)
@@ -241,7 +241,7 @@ async def test_the_worker_purges_what_retention_ended_a_batch_per_run(
     assert (await tasks.purge(ctx))["trash_entries"] == 0  # not due yet
     await _expire(app)
     await delete(client, alice, "/kept")  # deleted now: not due
-    monkeypatch.setattr(settings, "purge_batch_size", 1)
+    monkeypatch.setattr(settings.retention, "purge_batch_size", 1)
     assert (await tasks.purge(ctx))["trash_entries"] == 1
     assert (await tasks.purge(ctx))["trash_entries"] == 1
     assert (await tasks.purge(ctx))["trash_entries"] == 0
@@ -287,7 +287,7 @@ async def test_the_trash_counts_against_the_quota_and_the_error_says_what_to_fre
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(settings, "user_quota_bytes", 1000)
+    monkeypatch.setattr(settings.uploads, "user_quota_bytes", 1000)
     assert (await upload(client, alice, "/big", b"x" * 800)).status_code == 201
     await delete(client, alice, "/big")
     refused = await upload(client, alice, "/next", b"y" * 300)

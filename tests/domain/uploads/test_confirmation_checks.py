@@ -65,7 +65,7 @@ async def test_an_object_that_landed_in_time_completes_an_upload_expired_meanwhi
     assert confirmed.json()["reason"] is None
     [file] = await listed(client, alice)
     assert (file["path"], file["size"]) == ("/slow.txt", len(content))
-    assert await _outboxed(app, key_of(ticket, settings.s3_bucket)) == []
+    assert await _outboxed(app, key_of(ticket, settings.storage.bucket)) == []
 
 
 async def test_reconcile_leaves_an_expired_uploads_key_and_a_late_object_is_refused(
@@ -80,7 +80,7 @@ async def test_reconcile_leaves_an_expired_uploads_key_and_a_late_object_is_refu
     object that lands after the upload closed is refused with when it landed and when the
     upload closed, and only then goes to the outbox."""
     ticket = await ticket_for(client, alice, path="/gone.txt")
-    object_key = key_of(ticket, settings.s3_bucket)
+    object_key = key_of(ticket, settings.storage.bucket)
     closed = datetime.now(UTC) - timedelta(minutes=1)
     await _set_upload(app, ticket["id"], expires_at=closed)
     counts = await reconcile_uploads(worker_ctx(app, settings, storage))
@@ -93,7 +93,7 @@ async def test_reconcile_leaves_an_expired_uploads_key_and_a_late_object_is_refu
     assert (refused.status_code, refused.json()["error"]) == (409, "upload_closed")
     state = await _state(client, alice, ticket["id"])
     assert state["status"] == "rejected"
-    url_expiry = closed - timedelta(seconds=settings.upload_grace_seconds)
+    url_expiry = closed - timedelta(seconds=settings.uploads.upload_grace_seconds)
     assert "the object landed at " in state["reason"]
     assert f"after its upload closed at {closed.isoformat()}" in state["reason"]
     assert f"its URL expired at {url_expiry.isoformat()}" in state["reason"]
@@ -117,7 +117,7 @@ async def test_a_pending_upload_whose_object_landed_after_it_closed_is_refused(
     assert (await complete(client, alice, kept["id"])).json()["status"] == "completed"
     ticket = await ticket_for(client, alice, path="/kept.txt")
     await _set_upload(app, ticket["id"], expires_at=datetime.now(UTC) - timedelta(minutes=1))
-    await bucket.put(key_of(ticket, settings.s3_bucket), b"too late")
+    await bucket.put(key_of(ticket, settings.storage.bucket), b"too late")
     counts = await reconcile_uploads(worker_ctx(app, settings, storage))
     assert counts["confirmed"] == 0
     state = await _state(client, alice, ticket["id"])
@@ -135,11 +135,11 @@ async def test_a_declared_sha256_is_verified_by_reading_when_storage_reports_non
     client's PUT): HEAD then really reports no SHA-256, as such a server's would (moto's did,
     and took any bytes). Wrong bytes must be refused naming the checksum; the right ones
     confirmed with the SHA-256 computed from them, over several read chunks."""
-    right = os.urandom(2 * settings.stream_chunk_bytes + 12345)
+    right = os.urandom(2 * settings.files.stream_chunk_bytes + 12345)
     digest = hashlib.sha256(right).hexdigest()
 
     wrong_ticket = await ticket_for(client, alice, path="/wrong.bin", sha256=digest)
-    await bucket.put(key_of(wrong_ticket, settings.s3_bucket), os.urandom(len(right)))
+    await bucket.put(key_of(wrong_ticket, settings.storage.bucket), os.urandom(len(right)))
     refused = await complete(client, alice, wrong_ticket["id"])
     assert (refused.status_code, refused.json()["error"]) == (409, "upload_closed")
     state = await _state(client, alice, wrong_ticket["id"])
@@ -148,7 +148,7 @@ async def test_a_declared_sha256_is_verified_by_reading_when_storage_reports_non
     assert await listed(client, alice) == []
 
     ticket = await ticket_for(client, alice, path="/right.bin", sha256=digest)
-    await bucket.put(key_of(ticket, settings.s3_bucket), right)
+    await bucket.put(key_of(ticket, settings.storage.bucket), right)
     confirmed = await complete(client, alice, ticket["id"])
     assert confirmed.json()["status"] == "completed", confirmed.text
     [file] = await listed(client, alice)

@@ -54,7 +54,9 @@ async def test_intent_signs_a_put_and_a_post(
     assert body["path"] == "/d/a.txt"
     ticket = body["upload"]
     assert ticket["method"] == "PUT"
-    assert ticket["url"].startswith(f"{settings.s3_endpoint_url}/{settings.s3_bucket}/uploads/")
+    assert ticket["url"].startswith(
+        f"{settings.storage.endpoint_url}/{settings.storage.bucket}/uploads/"
+    )
     assert ticket["headers"]["Content-Type"] == "text/plain"
     assert ticket["headers"]["Content-Length"] == str(len(content))
     checksum = base64.b64encode(bytes.fromhex(digest)).decode()
@@ -121,7 +123,7 @@ async def test_storage_refuses_what_was_not_signed(
         )
     assert oversize.status_code == 400
     assert b"EntityTooLarge" in oversize.content
-    short = settings.model_copy(update={"upload_url_ttl_seconds": 1})
+    short = settings.with_changes(**{"upload_url_ttl_seconds": 1})
     async with open_storage(short) as expiring:
         url = expiring.presign_put(
             f"uploads/{alice.id}/{uuid.uuid4()}", "text/plain", None, None
@@ -136,11 +138,13 @@ async def test_storage_refuses_what_was_not_signed(
 async def test_limits_are_checked_before_signing(
     client: httpx.AsyncClient, alice: Account, settings: Settings, app: FastAPI
 ) -> None:
-    too_big = await intent(client, alice, path="/big", size=settings.max_upload_bytes + 1)
+    too_big = await intent(client, alice, path="/big", size=settings.uploads.max_upload_bytes + 1)
     assert too_big.status_code == 413
     assert too_big.json()["error"] == "payload_too_large"
     async with app.state.sessionmaker() as session:
-        await session.execute(update(User).values(used_bytes=settings.user_quota_bytes - 100))
+        await session.execute(
+            update(User).values(used_bytes=settings.uploads.user_quota_bytes - 100)
+        )
         await session.commit()
     over_quota = await intent(client, alice, path="/q", size=101)
     assert over_quota.status_code == 413
@@ -181,7 +185,9 @@ async def test_over_quota_object_is_rejected_and_deleted(
 ) -> None:
     ticket = (await intent(client, alice, path="/sneaky.bin")).json()["upload"]
     async with app.state.sessionmaker() as session:
-        await session.execute(update(User).values(used_bytes=settings.user_quota_bytes - 10))
+        await session.execute(
+            update(User).values(used_bytes=settings.uploads.user_quota_bytes - 10)
+        )
         await session.commit()
     assert (await put(ticket, os.urandom(11))).status_code == 200
     response = await complete(client, alice, ticket["id"])
@@ -243,7 +249,7 @@ def _minio_event(bucket: str, key: str, etag: str, name: str = "s3:ObjectCreated
 async def test_webhook_authentication_and_bad_bodies(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    event = _minio_event(settings.s3_bucket, "uploads/x/y", "e")
+    event = _minio_event(settings.storage.bucket, "uploads/x/y", "e")
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
         response = await client.post("/storage/events", json=event, headers=headers)
         assert response.status_code == 401
@@ -261,7 +267,7 @@ async def test_webhook_authentication_and_bad_bodies(
 async def test_webhook_enqueues_the_right_keys(
     client: httpx.AsyncClient, settings: Settings, app: FastAPI
 ) -> None:
-    bucket, headers = settings.s3_bucket, webhook_headers(settings)
+    bucket, headers = settings.storage.bucket, webhook_headers(settings)
     odd_key = "uploads/owner/a b+c/d%e"
     bodies: list[Any] = [
         _minio_event(bucket, odd_key, "etag1"),
@@ -310,7 +316,9 @@ async def test_a_proxied_uploads_notification_costs_no_job(
     assert key is not None and is_proxied_key(key)
     response = await client.post(
         "/storage/events",
-        json=_minio_event(settings.s3_bucket, key, hashlib.md5(b"streamed by the API").hexdigest()),
+        json=_minio_event(
+            settings.storage.bucket, key, hashlib.md5(b"streamed by the API").hexdigest()
+        ),
         headers=webhook_headers(settings),
     )
     assert response.status_code == 204
@@ -320,15 +328,13 @@ async def test_a_proxied_uploads_notification_costs_no_job(
 
 
 async def test_webhook_is_503_when_the_queue_is_down(settings: Settings, app: FastAPI) -> None:
-    dead = create_app(
-        settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    )
+    dead = create_app(settings.with_changes(**{"redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
     async with dead.router.lifespan_context(dead):
         transport = httpx.ASGITransport(app=dead)
         async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as http:
             response = await http.post(
                 "/storage/events",
-                json=_minio_event(settings.s3_bucket, "uploads/a/b", "e"),
+                json=_minio_event(settings.storage.bucket, "uploads/a/b", "e"),
                 headers=webhook_headers(settings),
             )
     assert response.status_code == 503
@@ -340,12 +346,12 @@ async def test_notification_to_worker_confirms(
 ) -> None:
     ticket = (await intent(client, alice, path="/hooked.txt")).json()["upload"]
     assert (await put(ticket, b"via the webhook")).status_code == 200
-    key = ticket["url"].split("?")[0].split(f"/{settings.s3_bucket}/", 1)[1]
+    key = ticket["url"].split("?")[0].split(f"/{settings.storage.bucket}/", 1)[1]
     etag = hashlib.md5(b"via the webhook").hexdigest()
     for _ in range(3):  # duplicates are harmless
         await client.post(
             "/storage/events",
-            json=_minio_event(settings.s3_bucket, key, etag),
+            json=_minio_event(settings.storage.bucket, key, etag),
             headers=webhook_headers(settings),
         )
     await run_worker()
@@ -404,7 +410,7 @@ async def test_confirmation_twice_or_interrupted_is_consistent(
 ) -> None:
     ticket = (await intent(client, alice, path="/twice.txt")).json()["upload"]
     await put(ticket, b"12345")
-    key = ticket["url"].split("?")[0].split(f"/{settings.s3_bucket}/", 1)[1]
+    key = ticket["url"].split("?")[0].split(f"/{settings.storage.bucket}/", 1)[1]
     async with app.state.sessionmaker() as session:  # interrupted: never committed
         result = await confirm_upload(session, storage, settings, key)
         assert result.outcome == "confirmed"
@@ -473,8 +479,8 @@ async def test_abandoned_intents_expire(
 async def test_presigned_urls_use_the_public_endpoint(
     settings: Settings, alice: Account, client: httpx.AsyncClient
 ) -> None:
-    public = settings.s3_endpoint_url.replace("127.0.0.1", "localhost")
-    other = create_app(settings.model_copy(update={"s3_public_endpoint_url": public}))
+    public = settings.storage.endpoint_url.replace("127.0.0.1", "localhost")
+    other = create_app(settings.with_changes(**{"s3_public_endpoint_url": public}))
     async with other.router.lifespan_context(other):
         transport = httpx.ASGITransport(app=other)
         async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as http:
@@ -493,6 +499,6 @@ async def test_presigned_urls_use_the_public_endpoint(
 async def test_oversized_intent_body_is_413(
     client: httpx.AsyncClient, alice: Account, settings: Settings
 ) -> None:
-    body = {"path": "/x", "name": "n" * settings.max_request_body_bytes}
+    body = {"path": "/x", "name": "n" * settings.requests.max_request_body_bytes}
     response = await client.post("/files/upload", json=body, headers=alice.headers)
     assert response.status_code == 413

@@ -149,7 +149,7 @@ async def test_a_reused_put_url_cannot_bypass_the_quota(
 ) -> None:
     """Defect 1: PUT 1 byte, confirm, PUT 2 MiB to the same URL. Reconcile sees the changed
     etag and checks the new bytes like a new upload: refused over the quota, else recorded."""
-    limited = settings.model_copy(update={"user_quota_bytes": quota})
+    limited = settings.with_changes(**{"user_quota_bytes": quota})
     ticket = await ticket_for(client, alice, path="/reused.bin")
     assert (await put(ticket, b"1")).status_code == 200
     done = await client.post(f"/files/uploads/{ticket['id']}/complete", headers=alice.headers)
@@ -313,7 +313,7 @@ async def test_a_reused_url_after_delete_is_cleaned_up(
     """Defect 4a: the same bytes PUT again after the file's deletion produce the same etag. A
     finished confirmation's job id must not swallow the second notification."""
     ticket = await ticket_for(client, alice, path="/gone.txt")
-    key = key_of(ticket, settings.s3_bucket)
+    key = key_of(ticket, settings.storage.bucket)
     assert (await put(ticket, b"same bytes")).status_code == 200
     etag = hashlib.md5(b"same bytes").hexdigest()
     await enqueue_confirm(app.state.redis, key, etag)
@@ -369,7 +369,7 @@ async def test_a_declared_sha256_is_enforced_at_confirmation(
     assert ticket["post"] is None
     other = b"something else entirely"
     await bucket.put(
-        key_of(ticket, settings.s3_bucket),
+        key_of(ticket, settings.storage.bucket),
         other,
         ChecksumSHA256=base64.b64encode(hashlib.sha256(other).digest()).decode(),
     )

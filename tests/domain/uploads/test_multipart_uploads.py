@@ -325,7 +325,7 @@ async def test_the_sweep_leaves_a_pending_multipart_upload_alone(
         app.state.database,
         storage,
         app.state.redis,
-        settings.model_copy(update={"sweep_grace_seconds": 0}),
+        settings.with_changes(**{"sweep_grace_seconds": 0}),
     )
     # Other tests' leftovers are aborted; the pending row's upload is claimed.
     assert len(await multipart_uploads_of(bucket, alice)) == 1
@@ -374,7 +374,7 @@ async def test_quota_is_checked_again_after_completion(
         await session.execute(
             update(User)
             .where(User.id == alice.id)
-            .values(used_bytes=settings.user_quota_bytes - MIB)
+            .values(used_bytes=settings.uploads.user_quota_bytes - MIB)
         )
         await session.commit()
     closed = await complete(client, alice, ticket["id"])
@@ -464,7 +464,7 @@ def test_part_size_choice_and_threshold() -> None:
     with pytest.raises(ValidationFailed):
         choose_part_size(100 * gib, 5 * MIB, 8 * MIB)
     settings = Settings(multipart_threshold_bytes=100 * MIB)
-    assert settings.max_upload_bytes == 5 * 1024 * gib
+    assert settings.uploads.max_upload_bytes == 5 * 1024 * gib
     assert wants_multipart(UploadIntentIn(path="/a", size=101 * MIB), settings)
     assert not wants_multipart(UploadIntentIn(path="/a", size=100 * MIB), settings)
     assert not wants_multipart(UploadIntentIn(path="/a"), settings)

@@ -48,7 +48,7 @@ async def leave_room(app: FastAPI, settings: Settings, account: Account, room: i
         await session.execute(
             update(User)
             .where(User.id == account.id)
-            .values(used_bytes=settings.user_quota_bytes - room)
+            .values(used_bytes=settings.uploads.user_quota_bytes - room)
         )
         await session.commit()
 
@@ -82,7 +82,7 @@ async def refill(app: FastAPI, settings: Settings, account: Account, room: int) 
         await session.execute(
             update(User)
             .where(User.id == account.id)
-            .values(used_bytes=User.used_bytes - (settings.user_quota_bytes - room))
+            .values(used_bytes=User.used_bytes - (settings.uploads.user_quota_bytes - room))
         )
         await session.commit()
 
@@ -193,7 +193,7 @@ async def test_a_declared_size_is_exact_on_every_route(
         )
     assert short.status_code == 400  # the policy's range is exactly 10..10
     # A storage that ignored the policy: the object is there, 3 bytes.
-    await bucket.put(key_of(ticket, settings.s3_bucket), b"abc")
+    await bucket.put(key_of(ticket, settings.storage.bucket), b"abc")
     state = await completed_state(client, alice, ticket["id"])
     assert state["status"] == "rejected"
     assert "differs from the declared size 10" in state["reason"]
@@ -349,7 +349,7 @@ async def test_a_proxied_multipart_upload_records_its_storage_upload_at_once(
     """The audit's repro: a proxied multipart upload killed with the API left its storage
     upload until the sweep's grace. Its id is on the row as soon as it exists, so reconcile
     aborts it (through the outbox) when the lease runs out."""
-    threshold = settings.s3_multipart_threshold_bytes
+    threshold = settings.storage.multipart_threshold_bytes
     release = asyncio.Event()
 
     async def stalling() -> AsyncIterator[bytes]:
@@ -396,7 +396,7 @@ async def test_a_proxied_multipart_upload_records_its_storage_upload_at_once(
 @contextlib.asynccontextmanager
 async def app_with(settings: Settings, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app of its own, with some settings changed."""
-    application = create_app(settings.model_copy(update=overrides))
+    application = create_app(settings.with_changes(**overrides))
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as http:

@@ -119,13 +119,13 @@ async def test_failed_attempts_are_throttled_per_login(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     await client.post("/user/register", json={"login": "dave", "password": "12345678"})
-    for _ in range(settings.auth_max_failures_per_login):
+    for _ in range(settings.auth.max_failures_per_login):
         response = await client.post("/user/auth", json={"login": "dave", "password": "wrongpass"})
         assert response.status_code == 401
     blocked = await client.post("/user/auth", json={"login": "dave", "password": "12345678"})
     assert blocked.status_code == 429
     assert blocked.json()["error"] == "too_many_attempts"
-    assert 0 < int(blocked.headers["retry-after"]) <= settings.auth_failure_window_seconds
+    assert 0 < int(blocked.headers["retry-after"]) <= settings.auth.failure_window_seconds
     other = await client.post("/user/auth", json={"login": "erin", "password": "12345678"})
     assert other.status_code == 401  # another login from the same address is not blocked yet
 
@@ -138,7 +138,7 @@ async def test_many_registrations_from_one_address_are_not_throttled(
 
 
 def _forge(settings: Settings, claims: dict[str, object], key: str | None = None) -> str:
-    secret = key or settings.jwt_secret.get_secret_value()
+    secret = key or settings.auth.jwt_secret.get_secret_value()
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -170,7 +170,12 @@ async def test_bad_tokens_are_401(client: httpx.AsyncClient, settings: Settings)
         "id": str(account.id),
         "login": account.login,
         "created_at": me.json()["created_at"],
-        "usage": {"files": 0, "versions": 0, "trash": 0, "quota": settings.user_quota_bytes},
+        "usage": {
+            "files": 0,
+            "versions": 0,
+            "trash": 0,
+            "quota": settings.uploads.user_quota_bytes,
+        },
     }
 
 
@@ -196,7 +201,7 @@ async def test_a_token_of_no_user_is_401_on_every_kind_of_upload(
 async def test_failed_attempts_are_throttled_per_address(
     settings: Settings, app: object, client: httpx.AsyncClient
 ) -> None:
-    strict = create_app(settings.model_copy(update={"auth_max_failures_per_address": 3}))
+    strict = create_app(settings.with_changes(**{"auth_max_failures_per_address": 3}))
     async with strict.router.lifespan_context(strict):
         transport = httpx.ASGITransport(app=strict, client=("203.0.113.9", 4000))
         async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as http:
@@ -228,7 +233,7 @@ def test_remembered_token_still_expires(settings: Settings) -> None:
 
 
 async def test_oversized_bodies_are_413(client: httpx.AsyncClient, settings: Settings) -> None:
-    huge = {"login": "x" * settings.max_request_body_bytes, "password": "12345678"}
+    huge = {"login": "x" * settings.requests.max_request_body_bytes, "password": "12345678"}
     for url in ("/user/register", "/user/auth"):
         response = await client.post(url, json=huge)
         assert response.status_code == 413, url
@@ -236,7 +241,7 @@ async def test_oversized_bodies_are_413(client: httpx.AsyncClient, settings: Set
 
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
         yield b'{"login": "'
-        for _ in range(settings.max_request_body_bytes // 65536 + 1):
+        for _ in range(settings.requests.max_request_body_bytes // 65536 + 1):
             yield b"x" * 65536
         yield b'", "password": "12345678"}'
 
@@ -249,7 +254,7 @@ async def test_oversized_bodies_are_413(client: httpx.AsyncClient, settings: Set
         content=chunks(),
         headers={
             "Content-Type": "application/json",
-            "Authorization": f"Bearer {settings.webhook_token.get_secret_value()}",
+            "Authorization": f"Bearer {settings.auth.webhook_token.get_secret_value()}",
         },
     )
     assert webhook.status_code == 413

@@ -93,7 +93,7 @@ async def test_versions_beyond_the_limit_go_and_their_objects_with_them(
     run_worker: RunWorker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(settings, "versions_kept", 2)
+    monkeypatch.setattr(settings.retention, "versions_kept", 2)
     await overwrite(client, alice, "/a", b"1", b"22", b"333", b"4444", b"55555")
     assert [v["size"] for v in await versions(client, alice, "/a")] == [5, 4, 3]
     assert (await usage(client, alice))["versions"] == 7
@@ -193,7 +193,7 @@ async def test_the_purge_trims_versions_to_a_lowered_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await overwrite(client, alice, "/a", b"1", b"22", b"333", b"4444")
-    monkeypatch.setattr(settings, "versions_kept", 1)
+    monkeypatch.setattr(settings.retention, "versions_kept", 1)
     assert (await tasks.purge(worker_ctx(app, settings)))["versions"] == 2
     assert [v["size"] for v in await versions(client, alice, "/a")] == [4, 3]
     await run_worker()
@@ -209,12 +209,12 @@ async def test_an_overwrite_at_the_quota_edge_counts_what_it_keeps(
     """Versions count: an overwrite that would keep more than the quota holds is refused and
     says what can be freed; at the version limit, the version it pushes out is freed, so the
     same overwrite fits."""
-    monkeypatch.setattr(settings, "user_quota_bytes", 1000)
+    monkeypatch.setattr(settings.uploads, "user_quota_bytes", 1000)
     await overwrite(client, alice, "/a", b"x" * 400, b"y" * 400)
     refused = await upload(client, alice, "/a", b"z" * 400)
     assert error(refused) == (413, "quota_exceeded")
     assert "400 bytes in old versions" in refused.json()["detail"]
-    monkeypatch.setattr(settings, "versions_kept", 1)
+    monkeypatch.setattr(settings.retention, "versions_kept", 1)
     assert (await upload(client, alice, "/a", b"z" * 200)).status_code == 200
     assert [v["size"] for v in await versions(client, alice, "/a")] == [200, 400]
 
@@ -314,7 +314,7 @@ async def test_a_reused_url_refused_takes_the_files_versions_and_the_copies_with
     ticket = await reused(client, alice, "/r.bin", b"1")
     assert (await copy(client, alice, "/r.bin", "/c.bin")).status_code == 201
     await overwrite(client, alice, "/c.bin", b"copy's own")
-    limited = settings.model_copy(update={"user_quota_bytes": 1024 * 1024})
+    limited = settings.with_changes(**{"user_quota_bytes": 1024 * 1024})
     await rewrite(app, run_worker, ticket, os.urandom(2 * 1024 * 1024), limited)
     assert [f["path"] for f in await listed(client, alice)] == ["/c.bin"]
     assert [v["size"] for v in await versions(client, alice, "/c.bin")] == [10]
