@@ -1,5 +1,5 @@
 """A typed client of the filestore API (httpx): sign in, list, upload, download, delete,
-make folders, move, copy, search, and bring back from the trash or an earlier version.
+make folders, move, copy, search, bring back from the trash or an earlier version, and share.
 
 from client import Client
 
@@ -12,7 +12,7 @@ with Client("http://127.0.0.1:8080") as api:
     api.move("/backups/", "/archive/")         # a folder (ends with "/"): /archive/backups/
 """
 
-from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client
+from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client, share_token
 from client.errors import FilestoreError
 from client.models import (
     Account,
@@ -25,6 +25,7 @@ from client.models import (
     Page,
     Progress,
     Restored,
+    Share,
     StoredPart,
     TrashEntry,
     TrashPage,
@@ -55,6 +56,7 @@ __all__ = [
     "Progress",
     "RateLimit",
     "Restored",
+    "Share",
     "StateFile",
     "StoredPart",
     "TrashEntry",
@@ -64,4 +66,5 @@ __all__ = [
     "Usage",
     "Version",
     "parse_rate",
+    "share_token",
 ]

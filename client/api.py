@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import mimetypes
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from client.models import (
     Page,
     Progress,
     Restored,
+    Share,
     StoredPart,
     TrashEntry,
     TrashPage,
@@ -53,6 +55,9 @@ PART_ATTEMPTS = 3
 # How long ``complete`` is retried while it answers 202 (the object is not visible yet).
 COMPLETE_WAIT_SECONDS = 60.0
 PARTIAL_SUFFIX = ".filestore-part"
+# A share link's token (secrets.token_urlsafe(32)), alone or in its link: ``…/s/<token>[/…]``.
+_SHARE_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+_SHARE_LINK = re.compile(r"^https?://[^/?#]+(?:/[^?#]*)?/s/([A-Za-z0-9_-]{43})(?:[/?#].*)?$")
 
 
 def _timeout() -> httpx.Timeout:
@@ -323,6 +328,76 @@ class Client:
     def delete_version(self, version_id: str) -> None:
         """Delete an earlier content for good (404 ``version_not_found`` if there is none)."""
         self._call("DELETE", f"/files/versions/{version_id}")
+
+    # -- share links ------------------------------------------------------------------------
+
+    def create_share(
+        self,
+        path: str,
+        *,
+        expires_in: int | None = None,
+        password: str | None = None,
+        max_downloads: int | None = None,
+        upload: bool = False,
+    ) -> Share:
+        """A link to a file (path or id) or a folder (ending with ``/``) that anyone holding it
+        may open, for ``expires_in`` seconds (the API's default, 7 days, without it), behind
+        ``password``, for at most ``max_downloads`` downloads; ``upload``: a link that lets
+        anyone add files to the folder instead. The answer's ``url`` is the only time the link
+        is shown: ``state``, if any, remembers which share it is (by its token's hash) for
+        ``find_share``."""
+        body: dict[str, Any] = {"path": path}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        if password is not None:
+            body["password"] = password
+        if max_downloads is not None:
+            body["max_downloads"] = max_downloads
+        if upload:  # sent only when asked: an API without upload links refuses the field
+            body["upload"] = True
+        share = Share.of(self._call("POST", "/shares", json=body).json())
+        token = share_token(share.url or "")
+        if self.state is not None and token is not None:
+            self.state.remember_share(_token_sha256(token), share.id)
+        return share
+
+    def list_shares(self) -> list[Share]:
+        """The caller's share links, newest first, expired and used up ones too (``url`` is
+        ``None``: the API shows a link only when it makes it)."""
+        return [Share.of(s) for s in self._call("GET", "/shares").json()["shares"]]
+
+    def delete_share(self, share_id: str) -> None:
+        """Revoke a share link: it answers 404 ``share_not_found`` from the next request on
+        (404 ``share_not_found`` here if there is no such share of the caller's)."""
+        try:
+            self._call("DELETE", f"/shares/{share_id}")
+        except FilestoreError as error:
+            if error.code == "share_not_found" and self.state is not None:
+                self.state.forget_share(share_id)
+            raise
+        if self.state is not None:
+            self.state.forget_share(share_id)
+
+    def find_share(self, link: str) -> Share | None:
+        """The caller's share whose link (or bare token) is ``link``: one listed with that
+        ``url``, else the one ``state`` remembers making it (404 ``share_not_found`` if that one
+        is gone); ``None`` if neither knows it (the API keeps only a hash of the token and lists
+        shares without their links)."""
+        token = share_token(link)
+        if token is None:
+            return None
+        shares = self.list_shares()
+        for share in shares:
+            if share.url is not None and share_token(share.url) == token:
+                return share
+        if self.state is None:
+            return None
+        known = self.state.share_for(_token_sha256(token))
+        found = next((share for share in shares if share.id == known), None)
+        if known is not None and found is None:  # revoked elsewhere, or its target deleted
+            self.state.forget_share(known)
+            raise FilestoreError(404, "share_not_found", "That link's share is gone already.")
+        return found
 
     def upload_state(self, upload_id: str) -> UploadState:
         return UploadState.of(self._call("GET", f"/files/uploads/{upload_id}").json())
@@ -657,6 +732,20 @@ class Client:
                     received += len(chunk)
                     progress.advanced(len(chunk))
         return total, received, offset
+
+
+def share_token(link: str) -> str | None:
+    """The token of a share link (``http://host/s/<token>``, a sub-route of it, or the bare
+    token); ``None`` for anything else."""
+    text = link.strip()
+    if _SHARE_TOKEN.fullmatch(text):
+        return text
+    found = _SHARE_LINK.match(text)
+    return found.group(1) if found else None
+
+
+def _token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
 def _as_folder(path: str) -> str:

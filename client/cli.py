@@ -7,8 +7,10 @@ API's message (no traceback), 2 for usage errors, 130 when interrupted (run it a
 resume).
 """
 
+import getpass
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -16,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -35,11 +38,11 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client
+from client.api import DEFAULT_JOBS, DEFAULT_MULTIPART_THRESHOLD, Client, share_token
 from client.errors import FilestoreError
-from client.models import File, Folder, FolderTransfer, TrashEntry, UploadResult, Version
+from client.models import File, Folder, FolderTransfer, Share, TrashEntry, UploadResult, Version
 from client.models import Progress as TransferProgress
 from client.pacing import Paced, RateLimit, parse_rate
 from client.state import StateFile
@@ -87,7 +90,8 @@ def _write_config(data: dict[str, Any]) -> Path:
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    err.print(f"[red]filestore:[/red] {escape(message)}", highlight=False)
+    # One line however narrow the terminal: scripts grep it, the code in brackets last.
+    err.print(f"[red]filestore:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -834,6 +838,202 @@ def versions_remove(
         for version_id in version_ids:
             api.delete_version(str(version_id))
             out.print(f"deleted version {version_id}", highlight=False)
+
+
+_DURATION = re.compile(r"(\d+)([smhdw]?)")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# What ``--password`` alone stands for: ask (FILESTORE_SHARE_PASSWORD, else a prompt).
+_ASK = "\0ask"
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from ``3600``, ``90s``, ``90m``, ``12h``, ``7d`` or ``2w``."""
+    found = _DURATION.fullmatch(text.strip().lower())
+    seconds = int(found.group(1)) * _SECONDS[found.group(2)] if found else 0
+    if seconds <= 0:
+        raise ValueError(f"not a duration: {text!r} (try 3600, 90m, 12h or 7d)")
+    return seconds
+
+
+def _duration(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _share_password(given: str | None) -> str | None:
+    """``--password P`` as given; ``--password`` alone: FILESTORE_SHARE_PASSWORD, else asked
+    for (twice) on a terminal, else one line of stdin."""
+    if given != _ASK:
+        if given == "":
+            _fail("--password: an empty password protects nothing.", 2)
+        return given
+    password = os.environ.get("FILESTORE_SHARE_PASSWORD")
+    if password is None and sys.stdin.isatty():
+        password = getpass.getpass("Share password: ")
+        if password and getpass.getpass("Again: ") != password:
+            _fail("the passwords differ.", 2)
+    elif password is None:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        _fail("--password: none given (type one, or set FILESTORE_SHARE_PASSWORD).", 2)
+    return password
+
+
+def _expiry(stamp: str) -> str:
+    """An API time (UTC) to the minute, or "expired" once it has passed."""
+    try:
+        passed = datetime.fromisoformat(stamp.replace("Z", "+00:00")) <= datetime.now(UTC)
+    except ValueError:
+        passed = False
+    return "expired" if passed else _modified(stamp)[:16]
+
+
+def _downloads(share: Share) -> str:
+    if share.upload:
+        return "-"
+    return f"{share.downloads}/{share.max_downloads if share.max_downloads else '-'}"
+
+
+class _PasswordMayBeAsked(TyperCommand):
+    """``--password`` takes a value, or none: alone (at the end, or followed by another option)
+    it stands for "ask". A password that starts with '-' is written ``--password=-…``."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        fixed: list[str] = []
+        for index, arg in enumerate(args):
+            if arg == "--":
+                fixed.extend(args[index:])
+                break
+            following = args[index + 1] if index + 1 < len(args) else None
+            alone = arg == "--password" and (following is None or following.startswith("-"))
+            fixed.append(f"--password={_ASK}" if alone else arg)
+        return super().parse_args(ctx, fixed)
+
+
+@app.command(cls=_PasswordMayBeAsked)
+def share(
+    path: Annotated[str, typer.Argument(help="File path or id, or a folder (ending with '/').")],
+    expires: Annotated[
+        int | None,
+        typer.Option(
+            "--expires",
+            parser=_duration,
+            metavar="DURATION",
+            help="How long the link lives: 3600 (seconds), 90m, 12h, 7d (default: 7d).",
+        ),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            metavar="[P]",
+            help="Ask for this password first; alone (last, or before another option): asked "
+            "for, or FILESTORE_SHARE_PASSWORD.",
+        ),
+    ] = None,
+    max_downloads: Annotated[
+        int | None,
+        typer.Option("--max-downloads", min=1, metavar="N", help="Used up after N downloads."),
+    ] = None,
+    upload: Annotated[
+        bool,
+        typer.Option("--upload", help="An upload link: anyone may add files to the folder."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The share as JSON.")] = False,
+) -> None:
+    """Make a link to a file or a folder that anyone holding it may open, no account needed;
+    it is shown only now."""
+    secret = _share_password(password)
+    with _client() as api:
+        made = api.create_share(
+            path, expires_in=expires, password=secret, max_downloads=max_downloads, upload=upload
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(asdict(made)) + "\n")
+        return
+    sys.stdout.write(f"{made.url}\n")
+    notes = [f"{'upload link to' if made.upload else made.kind} {made.path}"]
+    notes.append(f"expires {_expiry(made.expires_at)}")
+    if made.has_password:
+        notes.append("password")
+    if made.max_downloads:
+        notes.append(f"at most {made.max_downloads} download(s)")
+    out.print(escape(", ".join(notes)), style="dim", highlight=False)
+
+
+@app.command("shares")
+def list_shares(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Your share links, newest first, expired and used up ones too (a link is shown only when
+    made); JSON lines when piped."""
+
+    def cells(item: Share) -> list[str | Text]:
+        return [
+            item.id,
+            Text(item.path),
+            _expiry(item.expires_at),
+            "yes" if item.has_password else "-",
+            _downloads(item),
+            "yes" if item.upload else "-",
+        ]
+
+    with _client() as api:
+        shares = api.list_shares()
+    _show_records(
+        shares,
+        as_json or not out.is_terminal,
+        lambda item: [],
+        [
+            ("id", "left"),
+            ("path", "left"),
+            ("expires", "left"),
+            ("password", "left"),
+            ("downloads", "right"),
+            ("upload", "left"),
+        ],
+        cells,
+        lambda shown: f"{len(shown)} share(s)",
+    )
+
+
+@app.command()
+def unshare(
+    links: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="ID_OR_URL...",
+            help="A share's id (`filestore shares`), or its link (or token) if made here.",
+        ),
+    ],
+) -> None:
+    """Revoke share links: each answers 404 from the next request on."""
+    ids: list[uuid.UUID | str] = []
+    for link in links:
+        try:
+            ids.append(uuid.UUID(link))
+        except ValueError:
+            if share_token(link) is None:
+                _fail(f"{link}: neither a share's id nor a share link.", 2)
+            ids.append(link)
+    with _client() as api:
+        for item in ids:
+            if isinstance(item, uuid.UUID):
+                api.delete_share(str(item))
+                out.print(f"revoked {item}", highlight=False)
+                continue
+            found = api.find_share(item)
+            if found is None:
+                _fail(
+                    "unknown link (only those `filestore share` made here are known): "
+                    "pass its id, from `filestore shares`."
+                )
+            api.delete_share(found.id)
+            out.print(f"revoked {found.id} ({escape(found.path)})", highlight=False)
 
 
 @app.command()

@@ -135,6 +135,40 @@ class Version:
 
 
 @dataclass(frozen=True)
+class Share:
+    """A link to a file or a folder that anyone holding it may open (``upload``: that anyone may
+    add files to the folder). ``url`` is in the answer to ``create_share`` only: the API keeps
+    the token as a hash, so a listed share has ``None`` there. ``path`` is where the target is
+    now (a share follows moves)."""
+
+    id: str
+    url: str | None
+    path: str
+    kind: Literal["file", "folder"]
+    expires_at: str
+    has_password: bool
+    max_downloads: int | None
+    downloads: int
+    created_at: str | None
+    upload: bool = False
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Share":
+        return cls(
+            id=body["id"],
+            url=body.get("url"),
+            path=body["path"],
+            kind=body["kind"],
+            expires_at=body["expires_at"],
+            has_password=body["has_password"],
+            max_downloads=body.get("max_downloads"),
+            downloads=body["downloads"],
+            created_at=body.get("created_at"),
+            upload=bool(body.get("upload", False)),
+        )
+
+
+@dataclass(frozen=True)
 class Usage:
     """Bytes the account keeps, by where they are; the quota holds their sum."""
 

@@ -1,5 +1,7 @@
 """The local state file: which upload a local file (path, size, mtime) is going into, and which
-download a partial file belongs to, so that a second run resumes instead of starting over."""
+download a partial file belongs to, so that a second run resumes instead of starting over; and
+which share each link made here is (by the SHA-256 of its token, never the link itself), since
+the API shows a link once and lists shares without it."""
 
 import json
 import os
@@ -46,11 +48,12 @@ class StateFile:
         try:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError):
-            return {"version": STATE_VERSION, "uploads": {}, "downloads": {}}
+            return _empty()
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            return {"version": STATE_VERSION, "uploads": {}, "downloads": {}}
+            return _empty()
         data.setdefault("uploads", {})
         data.setdefault("downloads", {})
+        data.setdefault("shares", {})
         return data
 
     def _save(self, data: dict[str, Any]) -> None:
@@ -109,3 +112,27 @@ class StateFile:
             data = self._load()
             if data["downloads"].pop(partial, None) is not None:
                 self._save(data)
+
+    def remember_share(self, token_sha256: str, share_id: str) -> None:
+        """That the link whose token hashes (SHA-256, hex) to ``token_sha256`` is ``share_id``."""
+        with self._lock:
+            data = self._load()
+            data["shares"][token_sha256] = share_id
+            self._save(data)
+
+    def share_for(self, token_sha256: str) -> str | None:
+        with self._lock:
+            found = self._load()["shares"].get(token_sha256)
+        return found if isinstance(found, str) else None
+
+    def forget_share(self, share_id: str) -> None:
+        with self._lock:
+            data = self._load()
+            kept = {k: v for k, v in data["shares"].items() if v != share_id}
+            if len(kept) != len(data["shares"]):
+                data["shares"] = kept
+                self._save(data)
+
+
+def _empty() -> dict[str, Any]:
+    return {"version": STATE_VERSION, "uploads": {}, "downloads": {}, "shares": {}}

@@ -11,12 +11,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from client import Client, File, FilestoreError, Folder, FolderTransfer, Restored, StateFile
+from client import (
+    Client,
+    File,
+    FilestoreError,
+    Folder,
+    FolderTransfer,
+    Restored,
+    StateFile,
+    share_token,
+)
 from tests.api.test_e2e import running_service
 
 __all__ = ["running_service"]  # the e2e fixture: make run's stack on free ports
@@ -665,3 +675,196 @@ def test_cli_versions_get_version_and_whoami(cli_env: dict[str, str], tmp_path: 
     assert shown.startswith(f"{account['login']} on {cli_env['FILESTORE_URL']}\n")
     assert "used 40 B of 128.0 MiB (0.0%)" in shown
     assert re.search(r"trash +10 B", shown) and re.search(r"versions +30 B", shown)
+
+
+def test_client_share_sends_upload_only_when_asked() -> None:
+    """The body of POST /shares: ``upload`` goes only with ``upload=True`` (an API without
+    upload links refuses the field), and an answer's ``upload`` is read when the API has it."""
+    sent: list[dict[str, object]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sent.append(body)
+        return httpx.Response(
+            201,
+            json={
+                "id": "6f1c1a8e-3b7b-4d0e-9b1e-2f8f3c1d2e4a",
+                "url": "http://files.example/s/" + "t" * 43,
+                "path": body["path"],
+                "kind": "folder",
+                "expires_at": "2030-01-01T00:00:00Z",
+                "has_password": False,
+                "max_downloads": None,
+                "downloads": 0,
+                "created_at": "2029-12-25T00:00:00Z",
+                **({"upload": True} if body.get("upload") else {}),
+            },
+        )
+
+    with Client("http://files.example", "token", transport=httpx.MockTransport(answer)) as api:
+        plain = api.create_share("/in/", expires_in=3600, max_downloads=2)
+        dropbox = api.create_share("/in/", upload=True, password="pw")
+    assert sent == [
+        {"path": "/in/", "expires_in": 3600, "max_downloads": 2},
+        {"path": "/in/", "password": "pw", "upload": True},
+    ]
+    assert (plain.upload, dropbox.upload) == (False, True)
+    assert share_token(plain.url or "") == "t" * 43
+    assert share_token("t" * 43 + "/download") is None
+    assert share_token(f"http://h:1/s/{'t' * 43}/download?path=a.txt") == "t" * 43
+
+
+def _public(url: str, route: str = "", **params: str) -> httpx.Response:
+    """A share link's route as anyone would call it: no account, JSON, no redirect followed."""
+    return httpx.get(url + route, params=params, headers={"Accept": "application/json"})
+
+
+def test_client_shares_a_file_and_a_folder_and_revokes_them(
+    running_service: Service, tmp_path: Path
+) -> None:
+    url = running_service[0]
+    _write(tmp_path / "a.txt", 10)
+    state = StateFile(tmp_path / "state.json")
+    with _account(url, state) as api:
+        api.upload(tmp_path / "a.txt", "/s/a.txt")
+        api.upload(tmp_path / "a.txt", "/s/sub/b.txt")
+        file_share = api.create_share("/s/a.txt", expires_in=600, max_downloads=1)
+        folder_share = api.create_share("/s/", password="open sesame")
+        assert (file_share.kind, file_share.path, file_share.max_downloads) == (
+            "file",
+            "/s/a.txt",
+            1,
+        )
+        assert (folder_share.kind, folder_share.has_password) == ("folder", True)
+        assert file_share.url is not None and file_share.url.startswith(f"{url}/s/")
+
+        assert _public(file_share.url).json()["name"] == "a.txt"
+        assert _public(file_share.url, "/download").status_code == 307
+        assert _public(file_share.url, "/download").json()["error"] == "share_not_found"  # used up
+        assert folder_share.url is not None
+        assert _public(folder_share.url).json()["error"] == "share_locked"
+
+        listed = api.list_shares()
+        assert [s.id for s in listed] == [folder_share.id, file_share.id]  # newest first
+        assert all(s.url is None for s in listed)  # a link is shown once
+        assert listed[1].downloads == 1
+        found = api.find_share(folder_share.url + "/zip")
+        assert found is not None and found.id == folder_share.id
+        assert api.find_share("http://elsewhere/s/" + "x" * 43) is None
+
+        api.delete_share(folder_share.id)
+        assert _public(folder_share.url).json()["error"] == "share_not_found"
+        with pytest.raises(FilestoreError) as gone:
+            api.delete_share(folder_share.id)
+        assert (gone.value.status, gone.value.code) == (404, "share_not_found")
+        with pytest.raises(FilestoreError) as missing:
+            api.create_share("/nope.txt")
+        assert (missing.value.status, missing.value.code) == (404, "file_not_found")
+        assert [s.id for s in api.list_shares()] == [file_share.id]
+
+
+def test_cli_share_shares_unshare(cli_env: dict[str, str], tmp_path: Path) -> None:
+    tree = tmp_path / "docs"
+    _write(tree / "a.txt", 100)
+    _write(tree / "sub" / "b.txt", 200)
+    assert _cli(cli_env, "put", "-r", str(tree), "/docs/").returncode == 0
+
+    # A file: the link on the first line, then what it opens and until when.
+    made = _cli(cli_env, "share", "/docs/a.txt", "--expires", "90m", "--max-downloads", "2")
+    assert made.returncode == 0, made.stderr
+    file_url, details = made.stdout.splitlines()
+    assert file_url.startswith(cli_env["FILESTORE_URL"] + "/s/")
+    assert details.startswith("file /docs/a.txt, expires ")
+    assert details.endswith(", at most 2 download(s)")
+    assert _public(file_url).json() == {
+        "kind": "file",
+        "name": "a.txt",
+        "size": 100,
+        "has_password": False,
+    }
+    assert _public(file_url, "/download").status_code == 307
+
+    # A folder, as JSON: the API's share, seconds from the DURATION.
+    folder = _cli(cli_env, "share", "/docs/", "--expires", "7d", "--json")
+    assert folder.returncode == 0, folder.stderr
+    shown = json.loads(folder.stdout)
+    assert (shown["kind"], shown["path"], shown["upload"]) == ("folder", "/docs/", False)
+    lifetime = datetime.fromisoformat(shown["expires_at"]) - datetime.fromisoformat(
+        shown["created_at"]
+    )
+    assert abs(lifetime.total_seconds() - 7 * 86400) < 60
+    folder_url = shown["url"]
+    listing = _public(folder_url).json()
+    assert [f["path"] for f in listing["files"]] == ["a.txt", "sub/b.txt"]
+    assert _public(folder_url, "/download", path="sub/b.txt").status_code == 307
+
+    # A password from the environment, for scripts; the link is locked until unlocked.
+    locked = _cli(
+        {**cli_env, "FILESTORE_SHARE_PASSWORD": "open sesame"},
+        "share",
+        "/docs/sub/b.txt",
+        "--password",
+        "--json",
+    )
+    assert locked.returncode == 0, locked.stderr
+    locked_share = json.loads(locked.stdout)
+    assert locked_share["has_password"] is True
+    assert _public(locked_share["url"]).json()["error"] == "share_locked"
+    with httpx.Client() as anyone:
+        wrong = anyone.post(locked_share["url"] + "/unlock", json={"password": "not it"})
+        assert wrong.status_code == 401
+        opened = anyone.post(locked_share["url"] + "/unlock", json={"password": "open sesame"})
+        assert opened.status_code == 204
+        assert (
+            anyone.get(locked_share["url"], headers={"Accept": "application/json"}).json()["name"]
+            == "b.txt"
+        )
+
+    # shares: JSON lines on a pipe (and with --json), a table on a terminal.
+    listed = [json.loads(line) for line in _cli(cli_env, "shares").stdout.splitlines()]
+    assert [(s["path"], s["has_password"], s["max_downloads"]) for s in listed] == [
+        ("/docs/sub/b.txt", True, None),
+        ("/docs/", False, None),
+        ("/docs/a.txt", False, 2),
+    ]
+    assert listed[2]["downloads"] == 1 and all(s["url"] is None for s in listed)
+    assert [json.loads(line) for line in _cli(cli_env, "shares", "--json").stdout.splitlines()] == (
+        listed
+    )
+    table = _cli({**cli_env, "TTY_COMPATIBLE": "1", "NO_COLOR": "1"}, "shares")
+    assert table.returncode == 0, table.stderr
+    rows = re.sub(r"\x1b\[[0-9;]*m", "", table.stdout).splitlines()
+    assert rows[0].split() == ["id", "path", "expires", "password", "downloads", "upload"]
+    assert rows[3].split()[:2] == [listed[2]["id"], "/docs/a.txt"]
+    assert rows[3].split()[-3:] == ["-", "1/2", "-"]
+    assert rows[1].split()[-3:] == ["yes", "0/-", "-"]
+    assert "3 share(s)" in rows[-1]
+
+    # unshare: by id, and by the link itself (this machine made it); both links are dead then.
+    by_id = _cli(cli_env, "unshare", listed[2]["id"])
+    assert by_id.stdout.strip() == f"revoked {listed[2]['id']}", by_id.stderr
+    by_url = _cli(cli_env, "unshare", folder_url)
+    assert by_url.stdout.strip() == f"revoked {listed[1]['id']} (/docs/)", by_url.stderr
+    for dead in (file_url, folder_url):
+        answer = _public(dead)
+        assert (answer.status_code, answer.json()["error"]) == (404, "share_not_found")
+    _refused(_cli(cli_env, "unshare", listed[2]["id"]), 1, "[share_not_found]")
+    _refused(_cli(cli_env, "unshare", folder_url), 1, "unknown link")
+    _refused(_cli(cli_env, "unshare", "not-a-link"), 2, "neither a share's id nor a share link")
+    assert [json.loads(line)["id"] for line in _cli(cli_env, "shares").stdout.splitlines()] == [
+        listed[0]["id"]
+    ]
+
+    # Refusals: a bad DURATION or password is a usage error, the API's refusals exit 1.
+    for duration in ("3x", "0", "12 hours", "-5m"):
+        bad = _cli(cli_env, "share", "/docs/a.txt", "--expires", duration)
+        assert bad.returncode == 2, (duration, bad.stderr)
+        assert "Traceback" not in bad.stderr
+    _refused(_cli(cli_env, "share", "/nope.txt"), 1, "No such file. [file_not_found]")
+    _refused(_cli(cli_env, "share", "/nope/"), 1, "[folder_not_found]")
+    _refused(_cli(cli_env, "share", "/docs/a.txt", "--expires", "400d"), 1, "[validation_error]")
+    _refused(_cli(cli_env, "share", "/docs/a.txt", "--password"), 2, "--password: none given")
+    assert _cli(cli_env, "share", "/docs/a.txt", "--max-downloads", "0").returncode == 2
+    # An upload link of a file is refused by any API (without upload links: the field; with
+    # them: a file is no folder), as one line with the API's code.
+    _refused(_cli(cli_env, "share", "/docs/a.txt", "--upload"), 1, "[")
