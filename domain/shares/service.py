@@ -342,10 +342,11 @@ async def file_download(
     unlocked = tokens.unlocked_share(settings.auth.jwt_secret.get_secret_value(), cookie)
     async with database.single_read() as session:
         shared = await repository.find_file_share(session, token_hash, unlocked)
-    if shared is not None:
-        ids = (shared.share_id, shared.owner_id, shared.downloads, shared.max_downloads)
-        await _count(database, tally, *ids, "file", address)
-    return shared
+    if shared is None:
+        return None
+    ids = (shared.share_id, shared.owner_id, shared.downloads, shared.max_downloads)
+    # Used up since the lookup: the general path answers it as it answers every dead link.
+    return shared if await _count(database, tally, *ids, "file", address) else None
 
 
 async def _count(
@@ -357,9 +358,9 @@ async def _count(
     max_downloads: int | None,
     what: str,
     address: str,
-) -> None:
-    """Count a download: against the limit in the database (``ShareNotFound`` when it was
-    the one too many), or in the tally for a share without one."""
+) -> bool:
+    """Count a download: against the limit in the database, or in the tally for a share
+    without one. False when it was the one too many (nothing counted)."""
     if max_downloads is None:
         downloads += tally.add(share_id)
     else:
@@ -367,9 +368,10 @@ async def _count(
             lambda session: repository.count_download(session, share_id)
         )
         if counted is None:
-            raise ShareNotFound()
+            return False
         downloads = counted
     _log_download(share_id, owner_id, downloads, max_downloads, what, address)
+    return True
 
 
 def _log_download(
@@ -399,7 +401,8 @@ async def count_download(
     """Count a download of an opened share (``ShareNotFound`` when it was one too many)."""
     share = target.share
     ids = (share.id, share.owner_id, share.downloads, share.max_downloads)
-    await _count(database, tally, *ids, what, address)
+    if not await _count(database, tally, *ids, what, address):
+        raise ShareNotFound()
 
 
 async def purge_dead(database: Database, settings: Settings) -> int:

@@ -341,6 +341,8 @@ async def test_a_used_up_share_is_not_found(client: httpx.AsyncClient, alice: Ac
     assert await downloaded(client, link(share, "/download")) == b"/a.txt"
     for tail in ("", "/download"):
         assert error(await client.get(link(share, tail), headers=JSON)) == (404, "share_not_found")
+    page = await client.get(link(share, "/download"), headers=HTML)  # a browser gets the page
+    assert (page.status_code, page.headers["content-type"].split(";")[0]) == (404, "text/html")
     [listed] = await shares(client, alice)
     assert listed["downloads"] == 2
 
@@ -355,6 +357,14 @@ async def test_concurrent_downloads_never_pass_the_limit(
     )
     assert sorted(response.status_code for response in answers) == [307] * 3 + [404] * 7
     assert (await shares(client, alice))[0]["downloads"] == 3
+    # Browsers racing past the limit each get the 404 page, whichever step saw it used up.
+    second = await make_share(client, alice, path="/a.txt", max_downloads=3)
+    answers = await asyncio.gather(
+        *(client.get(link(second, "/download"), headers=HTML) for _ in range(10))
+    )
+    refused = [response for response in answers if response.status_code != 307]
+    assert len(refused) == 7
+    assert {r.headers["content-type"].split(";")[0] for r in refused} == {"text/html"}
 
 
 async def test_downloads_of_an_unlimited_share_are_counted_without_a_write_each(
